@@ -1,0 +1,129 @@
+/*
+ * Block devices: the storage under the littlefs engine.
+ *
+ * A device is an array of bytes of a fixed size, addressed as blocks of
+ * block_size bytes once the user of the device has chosen the block size
+ * (littlefs reads it from the superblock).  Every implementation fills in
+ * a struct bd_ops; callers use the bd_* wrappers, which check ranges
+ * before calling the implementation, so implementations never see an
+ * out-of-range request.
+ */
+#ifndef SSHFSD_BLOCK_BD_H
+#define SSHFSD_BLOCK_BD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Errors of the block layer: negative values, 0 is success. */
+enum bd_error {
+    BD_OK = 0,
+    BD_ERR_IO = -1,      /* the underlying read/write/sync failed */
+    BD_ERR_RANGE = -2,   /* request outside the device */
+    BD_ERR_AUTH = -3,    /* data failed authentication (encrypted devices) */
+    BD_ERR_NOMEM = -4,
+    BD_ERR_INVAL = -5,   /* invalid geometry, key or argument */
+    BD_ERR_POWERLOSS = -6, /* fault injection: the device lost power */
+};
+
+/* Size of struct bd's error detail buffer. */
+#define BD_ERROR_MAX 256
+
+struct bd;
+
+/*
+ * Operations of one kind of device.  The block argument counts units of
+ * block_size, or units of sector_size while block_size is 0, which only
+ * bd_read_raw() does before a block size is chosen.  bd_byte_offset()
+ * turns (block, off) into a byte position.  The bd_* wrappers never pass
+ * a request that crosses the end of its unit.
+ */
+struct bd_ops {
+    /* Read len bytes at byte offset off inside block. */
+    int (*read)(struct bd *bd, uint32_t block, uint32_t off, void *buf,
+                size_t len);
+    /* Program (write) len bytes at byte offset off inside block. */
+    int (*prog)(struct bd *bd, uint32_t block, uint32_t off,
+                const void *buf, size_t len);
+    /* Erase a whole block: afterwards it reads as 0xff bytes. */
+    int (*erase)(struct bd *bd, uint32_t block);
+    /* Make every earlier prog and erase durable (fdatasync for files). */
+    int (*sync)(struct bd *bd);
+    /* Release the device and everything it owns (wiping secrets). */
+    void (*close)(struct bd *bd);
+    /* Optional hook, NULL if unused.  bd_set_block_size() calls it after
+     * checking the geometry and before storing it, so that a wrapper can
+     * give its inner device the same block size. */
+    int (*set_block_size)(struct bd *bd, uint32_t block_size);
+};
+
+struct bd {
+    const struct bd_ops *ops;
+    uint64_t size;          /* device size in bytes */
+    uint32_t sector_size;   /* smallest unit the device writes natively */
+    uint32_t block_size;    /* 0 until bd_set_block_size() */
+    uint32_t block_count;   /* size / block_size */
+    char error[BD_ERROR_MAX]; /* detail of the last failure, "" if none */
+};
+
+/* Byte position of offset off inside block (see struct bd_ops for the unit). */
+static inline uint64_t bd_byte_offset(const struct bd *bd, uint32_t block,
+                                      uint32_t off)
+{
+    uint32_t unit = bd->block_size != 0 ? bd->block_size : bd->sector_size;
+
+    return (uint64_t)block * unit + off;
+}
+
+/* Choose the block size; fails with BD_ERR_INVAL (and a message in
+ * bd->error) unless size is a non-zero multiple of block_size. */
+int bd_set_block_size(struct bd *bd, uint32_t block_size);
+
+int bd_read(struct bd *bd, uint32_t block, uint32_t off, void *buf,
+            size_t len);
+int bd_prog(struct bd *bd, uint32_t block, uint32_t off, const void *buf,
+            size_t len);
+int bd_erase(struct bd *bd, uint32_t block);
+int bd_sync(struct bd *bd);
+void bd_close(struct bd *bd);
+
+/* Read at a byte offset before a block size is chosen (superblock probing). */
+int bd_read_raw(struct bd *bd, uint64_t off, void *buf, size_t len);
+
+/* Record a formatted detail message in bd->error; returns err. */
+int bd_fail(struct bd *bd, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+const char *bd_strerror(int err);
+
+/* File-backed device over an image file (pread/pwrite, fdatasync).
+ * writable selects O_RDWR.  On failure returns NULL and writes a message
+ * into errbuf (errlen bytes). */
+struct bd *bd_file_open(const char *path, int writable, char *errbuf,
+                        size_t errlen);
+
+/* File-backed device over an already open descriptor (not closed by
+ * bd_close when own_fd is 0).  On failure the descriptor stays open. */
+struct bd *bd_file_from_fd(int fd, int own_fd, char *errbuf, size_t errlen);
+
+/* In-memory device of size bytes, initially all 0xff. */
+struct bd *bd_mem_new(uint64_t size);
+
+/* The in-memory device's bytes (for tests that corrupt or copy images). */
+uint8_t *bd_mem_data(struct bd *bd);
+
+/*
+ * Fault-injecting wrapper for power-loss tests.  It counts prog and erase
+ * calls; once the count reaches cut_after, that call and every later prog,
+ * erase and sync fail with BD_ERR_POWERLOSS and change nothing, except that
+ * with tear set the cut prog writes its first half before failing.
+ * cut_after 0 never cuts.  The wrapper does not own the inner device.
+ */
+struct bd *bd_faulty_new(struct bd *inner, uint64_t cut_after, int tear);
+
+/* Number of prog and erase calls the faulty device has seen so far. */
+uint64_t bd_faulty_writes(struct bd *bd);
+
+/* Re-arm the faulty device: reset the count and set a new cut point. */
+void bd_faulty_rearm(struct bd *bd, uint64_t cut_after, int tear);
+
+#endif
