@@ -23,6 +23,8 @@ enum bd_error {
     BD_ERR_NOMEM = -4,
     BD_ERR_INVAL = -5,   /* invalid geometry, key or argument */
     BD_ERR_POWERLOSS = -6, /* fault injection: the device lost power */
+    BD_ERR_UNWRITTEN = -7, /* encrypted device: the sector was never written
+                              through the encryption layer (all zeros) */
 };
 
 /* Size of struct bd's error detail buffer. */
@@ -125,5 +127,93 @@ uint64_t bd_faulty_writes(struct bd *bd);
 
 /* Re-arm the faulty device: reset the count and set a new cut point. */
 void bd_faulty_rearm(struct bd *bd, uint64_t cut_after, int tear);
+
+/* ---- AES-CCM encrypted device (block/ccm.c, block/open.c) ----
+ *
+ * The sector format of mirage-block-ccm (v2.0.0, default settings), so
+ * that images encrypted by the MirageOS unikernel open here and the other
+ * way round.  Logical 512-byte sector n is stored in the 1024 bytes at
+ * byte offset 1024 * n of the inner device: AES-CCM ciphertext (512),
+ * tag (16), nonce (8), associated data (488).  Every write draws a fresh
+ * random nonce and associated data.  docs/FORMAT.md describes the format
+ * and what it does not protect against.
+ */
+
+#define BD_CCM_SECTOR_SIZE 512u  /* plaintext bytes per logical sector */
+#define BD_CCM_PAIR_SIZE 1024u   /* bytes one logical sector takes inside */
+#define BD_CCM_KEY_MAX 32u       /* AES-256; 16 and 24 bytes also work */
+
+/*
+ * Wrap inner in the encrypted device: its size is half of inner's, its
+ * sector size 512.  key is an AES key of 16, 24 or 32 bytes (AES-128,
+ * -192, -256); the device keeps no copy of it.  The wrapper owns inner
+ * and closes it.  On failure returns NULL with a message in errbuf, and
+ * inner stays open and owned by the caller.
+ *
+ * Reads fail with BD_ERR_AUTH when a sector does not authenticate (wrong
+ * key or modified image) and with BD_ERR_UNWRITTEN when its 1024 bytes
+ * are all zero (never written through this layer, for example an image
+ * created with dd and formatted through the encryption).  In both cases
+ * bd->error names the logical sector, and the read's buffer is wiped, so
+ * that unauthenticated bytes never reach the caller.
+ */
+struct bd *bd_ccm_new(struct bd *inner, const uint8_t *key, size_t keylen,
+                      char *errbuf, size_t errlen);
+
+/*
+ * Decode a key given as hex digits, with an optional "0x" prefix, into
+ * key (*keylen becomes 16, 24 or 32).  Returns BD_OK, or BD_ERR_INVAL
+ * with a message in errbuf that never contains the key.
+ */
+int bd_ccm_parse_key(const char *hex, uint8_t key[BD_CCM_KEY_MAX],
+                     size_t *keylen, char *errbuf, size_t errlen);
+
+/* What the raw bytes of an image look like, from bd_ccm_probe(). */
+enum bd_ccm_probe_result {
+    BD_CCM_PROBE_UNKNOWN = 0,   /* empty, blank, or an odd size */
+    BD_CCM_PROBE_PLAIN = 1,     /* littlefs superblock magic in the clear */
+    BD_CCM_PROBE_ENCRYPTED = 2, /* no magic, a whole number of 1024-byte
+                                   pairs, and a first pair that is neither
+                                   all zeros nor all 0xff */
+};
+
+/*
+ * Guess from the raw bytes of an unencrypted view (the file device, never
+ * the AES-CCM device) whether it holds a plain littlefs image or an
+ * encrypted one.  No key is needed, so "encrypted" is only a guess.
+ * Returns an enum bd_ccm_probe_result, or a negative bd_error when
+ * reading failed.
+ */
+int bd_ccm_probe(struct bd *raw);
+
+/*
+ * Explain a failed mount of dev when the cause is the key: dev is the
+ * device the mount used, the AES-CCM device when a key was given.
+ * key_option is the option users give the key with ("--key" in
+ * sshfsd-image, "--blockkey" in sshfsd).  Writes one of these messages
+ * into buf and returns 1:
+ *   key given, plain image:      "this is a plain (unencrypted) image:
+ *                                 open it without KEY_OPTION"
+ *   key given, sector 0 fails:   "wrong key, or not an encrypted image"
+ *   key given, sector 0 zeros:   "the encrypted image was never formatted
+ *                                 (its first sector is all zeros)"
+ *   no key, encrypted-looking:   "this looks like an encrypted image:
+ *                                 give its key with KEY_OPTION"
+ * Returns 0 and leaves buf empty when the failure has nothing to do with
+ * the key; report the filesystem error then.
+ */
+int bd_ccm_explain_mount_failure(struct bd *dev, const char *key_option,
+                                 char *buf, size_t len);
+
+/* The device an AES-CCM device wraps, or NULL if dev is not one. */
+struct bd *bd_ccm_inner(struct bd *dev);
+
+/*
+ * Open an image file (block/open.c): the plain file device when key is
+ * NULL, else the AES-CCM device over it.  On failure returns NULL with a
+ * message in errbuf naming the path.
+ */
+struct bd *bd_open_image(const char *path, int writable, const uint8_t *key,
+                         size_t keylen, char *errbuf, size_t errlen);
 
 #endif

@@ -92,10 +92,15 @@ static void check_ctz(struct checker *c, const char *name, uint32_t head,
         free(blocks);
         return;
     }
+    uint32_t last_used;
+    lfs_ctz_index(lfs->block_size, size - 1, &last_used);
+    last_used++;
     for (uint32_t i = 0; i < n; i++) {
         if (!claim(c, blocks[i], 2, what))
             break;
-        err = lfs_bd_read(lfs, blocks[i], 0, lfs->buf, lfs->block_size);
+        /* the last block is written only as far as the file goes */
+        err = lfs_bd_read(lfs, blocks[i], 0, lfs->buf,
+                          i == n - 1 ? last_used : lfs->block_size);
         if (err) {
             say(c, true, "%s: block %u: %s%s%s", what, blocks[i],
                 lfs_strerror(err), lfs->detail[0] ? ": " : "", lfs->detail);

@@ -129,6 +129,11 @@ static void node_free(struct lfs_node *n)
 
 void lfs_nodes_free(struct lfs *lfs)
 {
+    while (lfs->files) {
+        struct lfs_file *f = lfs->files;
+        lfs->files = f->next;
+        free(f);
+    }
     while (lfs->nodes) {
         struct lfs_node *n = lfs->nodes;
         lfs->nodes = n->next;
@@ -165,10 +170,13 @@ static int node_load_blocks(struct lfs_node *n)
 
     if (n->blocks_loaded || n->is_inline)
         return 0;
-    int err = node_reserve_blocks(n, n->nblocks);
+    /* the committed list may be longer than the file after a truncate */
+    uint32_t committed = lfs_ctz_count(lfs->block_size, n->ctz_size);
+    int err = node_reserve_blocks(n, committed > n->nblocks ? committed
+                                                            : n->nblocks);
     if (err)
         return err;
-    err = lfs_ctz_load(lfs, n->ctz_head, n->ctz_size, n->blocks, n->nblocks);
+    err = lfs_ctz_load(lfs, n->ctz_head, n->ctz_size, n->blocks, committed);
     if (err)
         return err;
     memset(n->fresh, 0, n->blocks_cap);
@@ -301,13 +309,13 @@ static int node_cache_take(struct lfs_node *n, uint32_t index,
         return err;
 
     n->cache_valid = false;
+    memset(n->cache, 0, lfs->block_size);
     if (index < old_nblocks && with_old) {
+        /* only the bytes the file uses were ever written */
         err = lfs_bd_read(lfs, n->blocks[index], 0, n->cache,
-                          lfs->block_size);
+                          block_used(n, index));
         if (err)
             return err;
-    } else {
-        memset(n->cache, 0, lfs->block_size);
     }
     if (index >= old_nblocks || !n->fresh[index]) {
         if (index < old_nblocks && index + 1 < n->rewrite_from)
@@ -469,7 +477,9 @@ static ssize_t ctz_write(struct lfs_node *n, const uint8_t *data,
             n->size = off + done;
     }
     n->dirty = true;
-    if (done == 0 && err)
+    /* on failure the bytes already copied stay (and the size covers
+     * them), as with a short write(2), but the caller sees the error */
+    if (err)
         return err;
     return (ssize_t)done;
 }
@@ -549,14 +559,18 @@ static int node_truncate(struct lfs_node *n, uint64_t size)
 static int node_flush_blocks(struct lfs_node *n)
 {
     struct lfs *lfs = n->lfs;
-    int err = node_cache_flush(n);
+    /* a truncation alone needs the list to find the new last block */
+    int err = node_load_blocks(n);
+    if (err)
+        return err;
+    err = node_cache_flush(n);
     if (err)
         return err;
 
     for (uint32_t j = n->rewrite_from; j < n->nblocks; j++) {
         if (n->fresh[j])
             continue;
-        err = lfs_bd_read(lfs, n->blocks[j], 0, lfs->buf, lfs->block_size);
+        err = lfs_bd_read(lfs, n->blocks[j], 0, lfs->buf, block_used(n, j));
         if (err)
             return err;
         err = node_move_block(n, j);
@@ -786,6 +800,8 @@ int lfs_file_open(struct lfs *lfs, struct lfs_file **out, const char *path,
             return err;
         }
     }
+    f->next = lfs->files;
+    lfs->files = f;
     *out = f;
     return 0;
 }
@@ -804,7 +820,13 @@ int lfs_file_close(struct lfs_file *f)
 {
     if (!f)
         return 0;
+    struct lfs *lfs = f->node->lfs;
     int err = can_write(f) ? node_commit(f->node) : 0;
+    struct lfs_file **pp = &lfs->files;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = f->next;
     node_release(f->node);
     free(f);
     return err;

@@ -36,6 +36,7 @@ const char *lfs_strerror(int err)
     case LFS_ERR_VERSION: return "unsupported littlefs version";
     case LFS_ERR_AUTH: return "data failed authentication";
     case LFS_ERR_GEOMETRY: return "block size or count does not match";
+    case LFS_ERR_UNWRITTEN: return "block was never written";
     default: return "unknown error";
     }
 }
@@ -54,6 +55,7 @@ int lfs_map_bd_error(struct lfs *lfs, int err)
     case BD_ERR_RANGE: return LFS_ERR_CORRUPT;
     case BD_ERR_NOMEM: return LFS_ERR_NOMEM;
     case BD_ERR_INVAL: return LFS_ERR_INVAL;
+    case BD_ERR_UNWRITTEN: return LFS_ERR_UNWRITTEN;
     default: return LFS_ERR_IO;
     }
 }
@@ -430,7 +432,9 @@ static int drop_pairs(struct lfs *lfs, struct lfs_mdir *pred,
             break;
         bool at_last = m == last;
         uint32_t t[2] = {m->tail[0], m->tail[1]};
-        lfs_open_drop(lfs, m->pair, next, !keep_split);
+        /* readers inside the dropped pairs continue with the next pair
+         * only when it belongs to the same directory */
+        lfs_open_drop(lfs, m->pair, next, !split);
         lfs_mdir_forget(lfs, m);
         if (at_last)
             break;
@@ -635,7 +639,7 @@ static int superblock_decode(struct lfs *lfs, const struct lfs_mdir *m,
 /* Decode the superblock from a block read at a guessed size; used to
  * learn the block size when the caller did not give one. */
 static int probe_block(struct lfs *lfs, uint64_t off, uint32_t len,
-                       uint32_t *block_size)
+                       uint32_t *block_size, uint32_t *block_count)
 {
     uint8_t *buf = malloc(len);
     struct lfs_mdir m;
@@ -653,8 +657,10 @@ static int probe_block(struct lfs *lfs, uint64_t off, uint32_t len,
     int res = lfs_mdir_decode_block(lfs, buf, len, &m);
     err = res < 0 ? res : res == 0 ? LFS_ERR_NOTLFS
                                    : superblock_decode(lfs, &m, fields);
-    if (!err)
+    if (!err) {
         *block_size = fields[1];
+        *block_count = fields[2];
+    }
     lfs_mdir_free_entries(&m);
     free(buf);
     return err;
@@ -667,15 +673,26 @@ static int probe_block_size(struct lfs *lfs, uint32_t *block_size)
 {
     uint64_t size = lfs->bd->size;
     uint32_t len = size < (1u << 20) ? (uint32_t)size : (1u << 20);
+    uint32_t count;
 
-    if (size < 256)
+    if (size < 128)
         return LFS_ERR_NOTLFS;
-    int err = probe_block(lfs, 0, len, block_size);
+    int err = probe_block(lfs, 0, len, block_size, &count);
+    if (err == 0) {
+        if ((uint64_t)*block_size * count > size) {
+            snprintf(lfs->detail, sizeof(lfs->detail),
+                     "the image is truncated: the superblock says %u blocks "
+                     "of %u bytes, the image has %llu bytes", count,
+                     *block_size, (unsigned long long)size);
+            return LFS_ERR_GEOMETRY;
+        }
+        return 0;
+    }
     if (err != LFS_ERR_NOTLFS && err != LFS_ERR_CORRUPT)
         return err;
     for (uint32_t bs = 128; bs <= (1u << 20) && 2ull * bs <= size; bs *= 2) {
         uint32_t found;
-        if (probe_block(lfs, bs, bs, &found) == 0 && found == bs) {
+        if (probe_block(lfs, bs, bs, &found, &count) == 0 && found == bs) {
             *block_size = bs;
             return 0;
         }
@@ -734,7 +751,7 @@ int lfs_format(struct bd *bd, const struct lfs_format_options *opts)
     if (name_max > LFS_NAME_MAX_LIMIT || name_max < 1)
         return LFS_ERR_INVAL;
     if (version != LFS_DISK_VERSION_2_0 && version != LFS_DISK_VERSION_2_1)
-        return LFS_ERR_VERSION;
+        return LFS_ERR_INVAL;
 
     struct lfs *lfs = lfs_alloc_struct(bd);
     if (!lfs)
@@ -950,7 +967,7 @@ int lfs_unmount(struct lfs *lfs)
     while (lfs->dirs) {
         struct lfs_dir *d = lfs->dirs;
         lfs->dirs = d->next;
-        d->lfs = NULL;
+        free(d);
     }
     if (!lfs->read_only) {
         int e = lfs_bd_sync(lfs);
@@ -1106,7 +1123,8 @@ static int entry_copy_take(const struct lfs_entry *e, struct entry_copy *c)
     c->type = e->type;
     c->struct_type = e->struct_type;
     c->struct_len = e->struct_len;
-    memcpy(c->struct_data, e->struct_data, e->struct_len);
+    if (e->struct_len)
+        memcpy(c->struct_data, e->struct_data, e->struct_len);
     c->nattrs = 0;
     for (int i = 0; i < e->nattrs && i < 256; i++) {
         c->attrs[i] = e->attrs[i];
@@ -1316,7 +1334,9 @@ ssize_t lfs_entry_getattr(struct lfs *lfs, const struct lfs_mdir *m,
     const struct lfs_uattr *a = lfs_entry_attr(&m->entries[id], type);
     if (!a)
         return LFS_ERR_NOATTR;
-    memcpy(buf, a->data, a->size < size ? a->size : size);
+    size_t n = a->size < size ? a->size : size;
+    if (n)
+        memcpy(buf, a->data, n);
     return a->size;
 }
 

@@ -40,6 +40,8 @@ enum lfs_error {
     LFS_ERR_AUTH = -1003,     /* data failed authentication (wrong key or
                                  modified encrypted image) */
     LFS_ERR_GEOMETRY = -1004, /* block size or count does not match */
+    LFS_ERR_UNWRITTEN = -1005,/* a block read was never written (encrypted
+                                 images made with dd): not valid data */
 };
 
 /* Entry types, as stored in littlefs NAME tags. */
@@ -123,7 +125,8 @@ int lfs_mount(struct lfs **out, struct bd *bd,
               const struct lfs_mount_options *opts);
 
 /* Write back every open file, sync the device and free the mount.
- * Open handles must be closed first; any still open are closed. */
+ * File and directory handles still open are closed and freed: the caller
+ * must not use them afterwards. */
 int lfs_unmount(struct lfs *lfs);
 
 int lfs_fs_stat(struct lfs *lfs, struct lfs_fsinfo *info);

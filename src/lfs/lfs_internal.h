@@ -110,7 +110,7 @@ struct lfs_tagop {
     const void *data;
 };
 
-#define LFS_MAX_TAGOPS 64
+#define LFS_MAX_TAGOPS 264
 
 struct lfs_tagops {
     int count;
@@ -160,6 +160,7 @@ struct lfs_node {
 };
 
 struct lfs_file {
+    struct lfs_file *next;     /* every open handle of the mount */
     struct lfs_node *node;
     int flags;
     uint64_t pos;
@@ -206,6 +207,7 @@ struct lfs {
     int npinned;
 
     struct lfs_node *nodes;
+    struct lfs_file *files;
     struct lfs_dir *dirs;
 
     uint8_t *buf;              /* block-sized scratch buffer */

@@ -358,15 +358,26 @@ static int mdir_fetch(struct lfs *lfs, const uint32_t pair[2],
                  pair[1]);
         return LFS_ERR_CORRUPT;
     }
+    /* a block that was never written (the second block of a new pair on
+     * an encrypted image) simply holds no log */
+    bool unwritten[2] = {false, false};
     for (int i = 0; i < 2; i++) {
         err = lfs_bd_read(lfs, pair[i], 0, revbuf[i], 4);
-        if (err)
+        if (err == LFS_ERR_UNWRITTEN) {
+            unwritten[i] = true;
+            memset(revbuf[i], 0, 4);
+        } else if (err) {
             return err;
+        }
     }
 
     int first = seq_newer(lfs_le32(revbuf[1]), lfs_le32(revbuf[0])) ? 1 : 0;
+    if (unwritten[first])
+        first = 1 - first;
     for (int k = 0; k < 2; k++) {
         int i = k == 0 ? first : 1 - first;
+        if (unwritten[i])
+            continue;
         err = lfs_bd_read(lfs, pair[i], 0, lfs->buf, lfs->block_size);
         if (err)
             return err;
@@ -648,10 +659,25 @@ int lfs_mdir_write_compact(struct lfs *lfs, struct lfs_mdir *m,
         return err;
     memset(c.buf + c.off, 0xff, lfs->block_size - c.off);
 
+    /*
+     * The block still holds an older log.  Write the erased tail before
+     * the new commit: if the commit write is then torn, no old commit can
+     * follow a complete-looking new one and be replayed on top of it.
+     * Blocks larger than a page get a sync in between, because the page
+     * cache may write their pages in any order.
+     */
     err = lfs_bd_barrier(lfs, block);
     if (err)
         return err;
-    err = lfs_bd_prog(lfs, block, 0, c.buf, lfs->block_size);
+    if (c.off < lfs->block_size) {
+        err = lfs_bd_prog(lfs, block, c.off, c.buf + c.off,
+                          lfs->block_size - c.off);
+        if (!err && lfs->block_size > 4096)
+            err = lfs_bd_sync(lfs);
+        if (err)
+            return err;
+    }
+    err = lfs_bd_prog(lfs, block, 0, c.buf, c.off);
     if (err)
         return err;
     if (dst) {
@@ -751,14 +777,53 @@ static int move_entries(struct lfs_mdir *m, uint16_t from,
     return 0;
 }
 
+/*
+ * Id changes a commit makes are replayed onto open handles only once the
+ * commit is on disk, and in the order they happened: splices first (they
+ * number ids the way the split then sees them), then splits.
+ */
+struct commit_events {
+    int count;
+    struct {
+        int delta;          /* +1 create, -1 delete, 0 split */
+        uint16_t id;
+        uint32_t newpair[2];
+    } ev[LFS_MAX_TAGOPS + LFS_ID_NONE];
+};
+
+static void event_add(struct commit_events *e, int delta, uint16_t id,
+                      const uint32_t newpair[2])
+{
+    if (e->count >= (int)(sizeof(e->ev) / sizeof(e->ev[0])))
+        return;
+    e->ev[e->count].delta = delta;
+    e->ev[e->count].id = id;
+    if (newpair) {
+        e->ev[e->count].newpair[0] = newpair[0];
+        e->ev[e->count].newpair[1] = newpair[1];
+    }
+    e->count++;
+}
+
+static void events_replay(struct lfs *lfs, const uint32_t pair[2],
+                          const struct commit_events *e)
+{
+    for (int i = 0; i < e->count; i++) {
+        if (e->ev[i].delta)
+            lfs_open_splice(lfs, pair, e->ev[i].id, e->ev[i].delta);
+        else
+            lfs_open_split(lfs, pair, e->ev[i].id, e->ev[i].newpair);
+    }
+}
+
 /* Drop entries that no longer have a name (other writers may leave some);
  * this engine never creates them, so ids stay stable for open handles. */
-static void drop_unnamed(struct lfs *lfs, struct lfs_mdir *m)
+static void drop_unnamed(struct lfs_mdir *m, struct commit_events *ev)
 {
     for (int i = m->count - 1; i >= 0; i--) {
         if (!m->entries[i].type) {
             entries_delete(m, (uint16_t)i);
-            lfs_open_splice(lfs, m->pair, (uint16_t)i, -1);
+            event_add(ev, -1, (uint16_t)i, NULL);
         }
     }
 }
@@ -769,14 +834,15 @@ static void drop_unnamed(struct lfs *lfs, struct lfs_mdir *m)
  * New pairs are written first (they are unreachable until m points at
  * them), then m itself.
  */
-static int mdir_compact(struct lfs *lfs, struct lfs_mdir *m)
+static int mdir_compact(struct lfs *lfs, struct lfs_mdir *m,
+                        struct commit_events *ev)
 {
     uint32_t half = lfs->block_size / 2;
     uint16_t splits[LFS_ID_NONE];
     int nsplits = 0;
     int err;
 
-    drop_unnamed(lfs, m);
+    drop_unnamed(m, ev);
 
     /* greedy chunks of at most half a block, at least one entry each */
     uint16_t begin = 0;
@@ -838,7 +904,7 @@ static int mdir_compact(struct lfs *lfs, struct lfs_mdir *m)
         goto fail;
 
     for (int k = nsplits - 1; k >= 0; k--)
-        lfs_open_split(lfs, m->pair, splits[k], created[k]->pair);
+        event_add(ev, 0, splits[k], created[k]->pair);
     return 0;
 
 fail:
@@ -886,38 +952,40 @@ int lfs_mdir_commit(struct lfs *lfs, struct lfs_mdir *m,
     }
 
     /* apply to memory, remembering id splices for open handles */
-    int deltas[LFS_MAX_TAGOPS];
-    uint16_t ids[LFS_MAX_TAGOPS];
+    struct commit_events *ev = malloc(sizeof(*ev));
+    if (!ev)
+        return LFS_ERR_NOMEM;
+    ev->count = 0;
     for (int i = 0; i < ops.count; i++) {
-        err = apply_tag(m, ops.ops[i].tag, ops.ops[i].data, &deltas[i],
-                        &ids[i]);
+        int delta;
+        uint16_t id;
+        err = apply_tag(m, ops.ops[i].tag, ops.ops[i].data, &delta, &id);
         if (err) {
+            free(ev);
             mdir_refetch(lfs, m);
             return err == LFS_ERR_CORRUPT ? LFS_ERR_INVAL : err;
         }
+        if (delta)
+            event_add(ev, delta, id, NULL);
     }
 
     if (m->erased && m->count <= LFS_MDIR_MAX_IDS &&
         append_fits(lfs, m, &ops)) {
         err = mdir_append(lfs, m, &ops);
         if (err == LFS_ERR_NOSPC)
-            err = mdir_compact(lfs, m);
-        else if (err == 0)
-            goto done;
+            err = mdir_compact(lfs, m, ev);
     } else {
-        err = mdir_compact(lfs, m);
+        err = mdir_compact(lfs, m, ev);
     }
     if (err) {
+        free(ev);
         mdir_refetch(lfs, m);
         return err;
     }
 
-done:
     lfs->gdisk = lfs->gstate;
-    for (int i = 0; i < ops.count; i++) {
-        if (deltas[i])
-            lfs_open_splice(lfs, m->pair, ids[i], deltas[i]);
-    }
+    events_replay(lfs, m->pair, ev);
+    free(ev);
     return 0;
 }
 
@@ -942,7 +1010,10 @@ int lfs_mdir_create(struct lfs *lfs, const uint32_t tail[2], bool split,
         return err;
     lfs_pin(lfs, b);
     err = lfs_bd_read(lfs, b, 0, revbuf, 4);
-    if (err)
+    if (err == LFS_ERR_UNWRITTEN || err == LFS_ERR_AUTH ||
+        err == LFS_ERR_CORRUPT)
+        memset(revbuf, 0, 4); /* whatever b held, it holds no newer log */
+    else if (err)
         return err;
 
     struct lfs_mdir *m = calloc(1, sizeof(*m));

@@ -158,8 +158,9 @@ static int image_list_dir(struct image *img, const char *path,
         image_lfs_error(img, path, err);
         return -1;
     }
-    qsort(list.items, list.count, sizeof(list.items[0]),
-          image_compare_entries);
+    if (list.count > 1)
+        qsort(list.items, list.count, sizeof(list.items[0]),
+              image_compare_entries);
 
     int result = 0;
 
@@ -276,6 +277,12 @@ int image_cmd_read(struct image_args *args)
 
 /* write */
 
+/* The mount and file that a failed write leaves open on purpose (see
+ * image_cmd_write).  They stay reachable here, so leak checkers do not
+ * report them as lost. */
+static struct image image_abandoned;
+static struct lfs_file *image_abandoned_file;
+
 /* Write all of buf; returns 0 or an lfs error. */
 static int image_write_all(struct lfs_file *file, const char *buf,
                            size_t len)
@@ -358,13 +365,16 @@ int image_cmd_write(struct image_args *args)
             image_lfs_error(&img, path, err);
     }
 
-    /* NOTE: when the data cannot be written in full, leave without closing
-     * the file or unmounting, because both would commit the partial
-     * contents and the old contents stay only this way.  A file that did
-     * not exist before stays behind, empty.  The process exits next, which
-     * releases the memory and the descriptor. */
-    if (err != LFS_ERR_OK)
+    /* NOTE: when the data cannot be written in full, return without
+     * closing the file or unmounting.  Both would commit the partial
+     * contents, so this is the only way to keep the old ones.  A file that
+     * did not exist before stays behind, empty.  The process exits next,
+     * which releases the memory and the descriptor. */
+    if (err != LFS_ERR_OK) {
+        image_abandoned = img;
+        image_abandoned_file = file;
         return IMAGE_EXIT_FAILED;
+    }
 
     err = lfs_file_close(file);
     if (err != LFS_ERR_OK)

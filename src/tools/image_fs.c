@@ -15,7 +15,7 @@
 #define IMAGE_DEFAULT_BLOCK_SIZE 512u
 #define IMAGE_DEFAULT_NAME_MAX 255u
 
-/* littlefs needs the two superblock blocks at least. */
+/* littlefs needs at least the two blocks of the superblock pair. */
 #define IMAGE_MIN_BLOCKS 2u
 
 /* Parse a byte count with an optional K, M or G suffix (powers of 1024). */

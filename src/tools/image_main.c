@@ -109,7 +109,7 @@ static const char image_usage_text[] =
     "  mv IMAGE OLD NEW           rename; an existing file or empty\n"
     "                             directory at NEW is replaced\n"
     "  check IMAGE                check consistency; exit 0 clean,\n"
-    "                             1 problems found, 2 check failed\n"
+    "                             1 problems found, 2 could not run\n"
     "  info IMAGE                 print version, geometry and limits\n"
     "  encrypt|enc --in PLAIN --out ENCRYPTED --key HEX\n"
     "  decrypt|dec --in ENCRYPTED --out PLAIN --key HEX\n"

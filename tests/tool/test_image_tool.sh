@@ -98,6 +98,8 @@ attr_max: 1022" "$OUT"
 
     run_image check disk.img
     check_eq "workflow check exit status" 0 "$STATUS"
+    check_eq "workflow check report" "3 of 65536 blocks in use, 0 problems" \
+        "$OUT"
 }
 
 # ---------------------------------------------------------------------------
@@ -258,10 +260,10 @@ docs" "$OUT"
     check_eq "ls empty image prints nothing" "" "$OUT$ERR"
 
     expect_failure "ls missing path" 1 \
-        "sshfsd-image: ls.img: /nope: No such file or directory" \
+        "sshfsd-image: ls.img: /nope: no such file or directory" \
         ls.img ls ls.img /nope
     expect_failure "ls below a file" 1 \
-        "sshfsd-image: ls.img: /a.txt/x: Not a directory" \
+        "sshfsd-image: ls.img: /a.txt/x: not a directory" \
         ls.img ls ls.img /a.txt/x
 }
 
@@ -317,17 +319,17 @@ test_read_write() {
         "$(sha got.bin)"
 
     expect_failure "read missing file" 1 \
-        "sshfsd-image: rw.img: /nope: No such file or directory" \
+        "sshfsd-image: rw.img: /nope: no such file or directory" \
         rw.img read rw.img /nope
     "$TOOL" mkdir rw.img /dir
     expect_failure "read directory" 1 \
-        "sshfsd-image: rw.img: /dir: Is a directory" \
+        "sshfsd-image: rw.img: /dir: is a directory" \
         rw.img read rw.img /dir
     expect_failure "write missing parent" 1 \
-        "sshfsd-image: rw.img: /no/such/file: No such file or directory" \
+        "sshfsd-image: rw.img: /no/such/file: no such file or directory" \
         rw.img write rw.img /no/such/file "x"
     expect_failure "write over directory" 1 \
-        "sshfsd-image: rw.img: /dir: Is a directory" \
+        "sshfsd-image: rw.img: /dir: is a directory" \
         rw.img write rw.img /dir "x"
 
     # A stdin that cannot be read (a directory) leaves the old contents.
@@ -351,7 +353,7 @@ test_write_no_space() {
     run_image_stdin too-big.bin write full.img /keep.txt
     check_eq "write no space exit status" 1 "$STATUS"
     check_eq "write no space message" \
-        "sshfsd-image: full.img: /keep.txt: No space left on device" "$ERR"
+        "sshfsd-image: full.img: /keep.txt: no space left on the image (all 512 blocks are in use)" "$ERR"
     run_image read full.img /keep.txt
     check_eq "write no space keeps old contents" "precious" "$OUT"
 }
@@ -397,13 +399,13 @@ d" "$OUT"
 
     "$TOOL" write dirs.img /file "x"
     expect_failure "mkdir existing" 1 \
-        "sshfsd-image: dirs.img: /a: File exists" \
+        "sshfsd-image: dirs.img: /a: file exists" \
         dirs.img mkdir dirs.img /a
     expect_failure "mkdir -p through file" 1 \
-        "sshfsd-image: dirs.img: /file/sub: File exists" \
+        "sshfsd-image: dirs.img: /file/sub: file exists" \
         dirs.img mkdir -p dirs.img /file/sub
     expect_failure "mkdir missing parent" 1 \
-        "sshfsd-image: dirs.img: /x/y: No such file or directory" \
+        "sshfsd-image: dirs.img: /x/y: no such file or directory" \
         dirs.img mkdir dirs.img /x/y
 }
 
@@ -417,10 +419,10 @@ test_rm() {
     "$TOOL" write rm.img /file "f"
 
     expect_failure "rm non-empty directory" 1 \
-        "sshfsd-image: rm.img: /tree: Directory not empty" \
+        "sshfsd-image: rm.img: /tree: directory not empty" \
         rm.img rm rm.img /tree
     expect_failure "rm missing" 1 \
-        "sshfsd-image: rm.img: /nope: No such file or directory" \
+        "sshfsd-image: rm.img: /nope: no such file or directory" \
         rm.img rm rm.img /nope
     expect_failure "rm root" 1 \
         "sshfsd-image: rm.img: /: cannot remove the root directory" \
@@ -477,13 +479,13 @@ hollow" "$OUT"
 
     "$TOOL" mkdir mv.img /other
     expect_failure "mv onto non-empty directory" 1 \
-        "sshfsd-image: mv.img: /full: Directory not empty" \
+        "sshfsd-image: mv.img: /full: directory not empty" \
         mv.img mv mv.img /other /full
     expect_failure "mv missing source" 1 \
-        "sshfsd-image: mv.img: /nope: No such file or directory" \
+        "sshfsd-image: mv.img: /nope: no such file or directory" \
         mv.img mv mv.img /nope /x
     expect_failure "mv missing target parent" 1 \
-        "sshfsd-image: mv.img: /no/dir/x: No such file or directory" \
+        "sshfsd-image: mv.img: /no/dir/x: no such file or directory" \
         mv.img mv mv.img /other /no/dir/x
 }
 
@@ -494,16 +496,39 @@ test_check() {
     new_image check.img
     run_image check check.img
     check_eq "check fresh exit status" 0 "$STATUS"
+    check_eq "check fresh report" "2 of 512 blocks in use, 0 problems" "$OUT"
     check_eq "check fresh no errors" "" "$ERR"
 
     "$TOOL" mkdir check.img /d
     "$TOOL" write check.img /d/f "content"
     run_image check check.img
     check_eq "check written exit status" 0 "$STATUS"
+    check_eq "check written report" "4 of 512 blocks in use, 0 problems" \
+        "$OUT"
+
+    # A 5000-byte file is a CTZ skip-list in blocks past the superblock
+    # pair {0,1}.  Pointing every skip pointer at block 0 makes the file
+    # claim a metadata block, which check reports as a problem.
+    local block before
+    rm -f problem.img
+    "$TOOL" format --size 64K problem.img
+    head -c 5000 /dev/urandom >five-k.bin
+    "$TOOL" write problem.img /f <five-k.bin
+    for block in $(seq 2 127); do
+        printf '\000\000\000\000' |
+            dd of=problem.img bs=1 seek=$((block * 512)) conv=notrunc \
+                status=none
+    done
+    before=$(sha problem.img)
+    run_image check problem.img
+    check_eq "check problem exit status" 1 "$STATUS"
+    check_eq "check problem report" "file /f: block 0 is already used by metadata
+2 of 128 blocks in use, 1 problem" "$OUT"
+    check_eq "check problem image unchanged" "$before" "$(sha problem.img)"
 
     head -c 65536 /dev/zero >zeros.img
     expect_failure "check not littlefs" 2 \
-        "sshfsd-image: zeros.img: not a littlefs image" \
+        "sshfsd-image: zeros.img: not a littlefs image (no littlefs superblock in block 0 or 1)" \
         zeros.img check zeros.img
 }
 

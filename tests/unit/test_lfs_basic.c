@@ -574,6 +574,31 @@ static void truncate_shrinks_and_grows(void **state)
     fs_free(&fs);
 }
 
+/* Shrinking a file on its own blocks, with nothing else done to the
+ * handle before close, and truncating to the size it already has. */
+static void truncate_only_then_close(void **state)
+{
+    static const size_t sizes[] = { 4000, 1000, 600, 64, 0 };
+    struct fs fs;
+    uint8_t data[4000];
+    uint64_t seed = 13;
+
+    (void)state;
+    test_rand_fill(&seed, data, sizeof(data));
+    fs_new(&fs);
+    write_file(&fs, "/t", data, sizeof(data));
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        struct lfs_file *file = open_ok(&fs, "/t", LFS_O_RDWR);
+
+        assert_int_equal(lfs_file_truncate(file, sizes[i]), 0);
+        assert_int_equal(lfs_file_close(file), 0);
+        expect_file(&fs, "/t", data, sizes[i]);
+        fs_remount(&fs);
+        expect_file(&fs, "/t", data, sizes[i]);
+    }
+    fs_free(&fs);
+}
+
 static void truncate_inline_file_grows_zeros(void **state)
 {
     struct fs fs;
@@ -985,7 +1010,7 @@ static void readdir_survives_concurrent_removal(void **state)
     assert_int_equal(lfs_dir_open(fs.lfs, &dir, "/d"), 0);
     while ((got = lfs_dir_read(dir, &info)) == 1) {
         int n = atoi(info.name + 1);
-        char path[32];
+        char path[LFS_NAME_MAX_LIMIT + 8];
 
         assert_true(n >= 0 && n < COUNT);
         assert_int_equal(seen[n], 0);
@@ -1073,7 +1098,7 @@ static void long_names_up_to_default_max(void **state)
 {
     struct fs fs;
     char name[300];
-    char path[300];
+    char path[310];
 
     (void)state;
     memset(name, 'n', 255);
@@ -1345,6 +1370,52 @@ static void full_image_keeps_open_file_readable(void **state)
     fs_free(&fs);
 }
 
+/* ---- Device failures ---- */
+
+/* Every call that writes past a failed device write reports LFS_ERR_IO,
+ * not some other error (the data did not run out of space). */
+static void device_failure_is_io_error(void **state)
+{
+    struct bd *mem = bd_mem_new(512 * 128);
+    struct bd *faulty;
+    struct lfs_format_options fmt = { .block_size = 512 };
+    struct lfs_mount_options opts = { .no_mtime = 1 };
+    struct lfs *lfs = NULL;
+    struct lfs_file *file = NULL;
+    uint8_t data[600];
+
+    (void)state;
+    memset(data, 'd', sizeof(data));
+    assert_non_null(mem);
+    assert_int_equal(lfs_format(mem, &fmt), 0);
+    faulty = bd_faulty_new(mem, 0, 0);
+    assert_non_null(faulty);
+    assert_int_equal(lfs_mount(&lfs, faulty, &opts), 0);
+    assert_int_equal(test_write_file(lfs, "/f", data, sizeof(data)), 0);
+
+    /* The very next prog or erase fails, and every later one. */
+    bd_faulty_rearm(faulty, 1, 0);
+    assert_int_equal(lfs_file_open(lfs, &file, "/f", LFS_O_RDWR), 0);
+    assert_int_equal(lfs_file_pwrite(file, "x", 1, 5000), LFS_ERR_IO);
+    assert_int_equal(lfs_file_truncate(file, 9000), LFS_ERR_IO);
+    (void)lfs_file_close(file);
+    assert_int_equal(lfs_mkdir(lfs, "/d"), LFS_ERR_IO);
+    (void)lfs_unmount(lfs);
+    bd_close(faulty);
+
+    /* What was synced before is intact. */
+    assert_int_equal(lfs_mount(&lfs, mem, &opts), 0);
+    assert_int_equal(lfs_check(lfs, NULL, NULL), 0);
+    assert_int_equal(lfs_unmount(lfs), 0);
+    {
+        struct fs fs = { mem, NULL };
+
+        fs_mount(&fs, 1);
+        expect_file(&fs, "/f", data, sizeof(data));
+        fs_free(&fs);
+    }
+}
+
 /* ---- Scale ---- */
 
 static void many_files_in_one_directory(void **state)
@@ -1558,6 +1629,7 @@ int main(void)
         cmocka_unit_test(write_past_end_fills_zeros),
         cmocka_unit_test(write_beyond_file_max_fails),
         cmocka_unit_test(truncate_shrinks_and_grows),
+        cmocka_unit_test(truncate_only_then_close),
         cmocka_unit_test(truncate_inline_file_grows_zeros),
         cmocka_unit_test(two_handles_stay_coherent),
         cmocka_unit_test(file_stat_reports_handle_state),
@@ -1585,6 +1657,7 @@ int main(void)
         cmocka_unit_test(read_only_mount_rejects_changes),
         cmocka_unit_test(full_image_reports_nospc_and_recovers),
         cmocka_unit_test(full_image_keeps_open_file_readable),
+        cmocka_unit_test(device_failure_is_io_error),
         cmocka_unit_test(many_files_in_one_directory),
         cmocka_unit_test(large_file_block_128),
         cmocka_unit_test(large_file_block_512),

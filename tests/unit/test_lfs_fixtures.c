@@ -161,7 +161,12 @@ static void parse_entry(struct manifest *m, const char *line)
     snprintf(e->path, sizeof(e->path), "%s", path);
     e->type = kind == 'f' ? LFS_TYPE_REG : LFS_TYPE_DIR;
     e->size = kind == 'f' ? strtoull(third, NULL, 10) : 0;
-    snprintf(e->sha256, sizeof(e->sha256), "%s", kind == 'f' ? fourth : "");
+    if (kind == 'f') {
+        assert_int_equal(strlen(fourth), 64);
+        memcpy(e->sha256, fourth, 65);
+    } else {
+        e->sha256[0] = '\0';
+    }
 }
 
 static void load_manifest(const char *name, struct manifest *m)
@@ -679,7 +684,7 @@ static void rename_first_dir(struct lfs *lfs, struct tree *want)
 {
     for (size_t i = 0; i < want->count; i++) {
         char from[TREE_PATH_MAX];
-        char to[TREE_PATH_MAX];
+        char to[TREE_PATH_MAX + 16];
 
         if (want->nodes[i].type != LFS_TYPE_DIR ||
             strchr(want->nodes[i].path + 1, '/') != NULL ||

@@ -10,8 +10,9 @@
  * image is unmounted and mounted again and compared once more.
  *
  * LFS_MODEL_SEED=N runs only seed N (for every block size);
- * LFS_MODEL_ITERATIONS=N sets the operations per seed (default 400).
- * A failure prints the seed, the block size and the last operations.
+ * LFS_MODEL_ITERATIONS=N sets the operations per seed (default 1500).
+ * A failure prints the seed, the block size and the last operations;
+ * LFS_MODEL_TRACE=1 prints every operation as it runs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,7 +34,7 @@
 #define REMOUNT_EVERY 40
 #define LOG_LINES 24
 #define SEEDS_PER_SIZE 3
-#define DEFAULT_ITERATIONS 400
+#define DEFAULT_ITERATIONS 1500
 
 static const char *const name_pool[] = { "a", "b", "c", "dd", "e", "f.txt" };
 #define NAME_POOL (sizeof(name_pool) / sizeof(name_pool[0]))
@@ -73,6 +74,9 @@ struct run {
     struct model_handle handles[MAX_HANDLES];
     int nhandles;
     char log[LOG_LINES][200];
+    int ran;              /* operations that reached the engine */
+    size_t most_entries;
+    size_t most_bytes;
 };
 
 /* ---- Failure reports ---- */
@@ -89,6 +93,9 @@ static void run_log(struct run *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + used, sizeof(r->log[0]) - (size_t)used, fmt, ap);
     va_end(ap);
+    r->ran++;
+    if (getenv("LFS_MODEL_TRACE") != NULL)
+        fprintf(stderr, "%s\n", line);
 }
 
 static void run_fail(struct run *r, const char *fmt, ...)
@@ -131,16 +138,6 @@ static int is_inside(const char *path, const char *dir)
     size_t len = strlen(dir);
 
     return strncmp(path, dir, len) == 0 && path[len] == '/';
-}
-
-static void parent_of(const char *path, char *out, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-
-    if (slash == path)
-        snprintf(out, len, "/");
-    else
-        snprintf(out, len, "%.*s", (int)(slash - path), path);
 }
 
 /* Check every directory above path: NOENT for a missing one, NOTDIR for a
@@ -475,9 +472,12 @@ static int pick_handle(struct run *r)
     return r->nhandles > 0 ? (int)pick(r, (uint32_t)r->nhandles) : -1;
 }
 
+/* Attribute sizes stay small enough that an entry with its name and all
+ * four attributes fits one metadata block of the smallest block size. */
 static void pick_attr_value(struct run *r, uint8_t *buf, size_t *size)
 {
-    size_t limit = r->geo->block_size >= 4096 ? 300 : 40;
+    size_t limit = r->geo->block_size >= 4096 ? 300
+                   : r->geo->block_size >= 512 ? 24 : 8;
 
     *size = pick(r, (uint32_t)limit + 1);
     test_rand_fill(&r->rng, buf, *size);
@@ -751,6 +751,48 @@ static void op_open(struct run *r)
     }
 }
 
+static int can_write(const struct model_handle *h);
+
+/* Create or replace a whole file in one go: open, write, close. */
+static void op_create(struct run *r)
+{
+    char path[TREE_PATH_MAX];
+    struct lfs_file *file = NULL;
+    struct tree_node *n;
+    size_t len = pick(r, (uint32_t)r->geo->max_write + 1);
+    int flags = LFS_O_WRONLY | LFS_O_CREAT | LFS_O_TRUNC;
+    uint8_t *data;
+    int want;
+
+    pick_path(r, path, sizeof(path));
+    want = open_expected(r, path, flags);
+    n = tree_find(&r->tree, path);
+    if (want == 0 && n == NULL &&
+        (r->tree.count >= MAX_NODES || path_depth(path) > MAX_DEPTH))
+        return;
+    if (want == 0 && model_bytes(r) + len > r->geo->budget)
+        return;
+    run_log(r, "create %s with %zu bytes", path, len);
+
+    expect_code(r, "open", lfs_file_open(r->lfs, &file, path, flags), want);
+    if (want != 0)
+        return;
+    data = tree_xmalloc(len);
+    test_rand_fill(&r->rng, data, len);
+    expect_code(r, "write", lfs_file_write(file, data, len), (ssize_t)len);
+    expect_code(r, "close", lfs_file_close(file), 0);
+
+    /* Handles already open on the file see it truncated and rewritten. */
+    if (n == NULL)
+        n = tree_add_file(&r->tree, path, NULL, 0);
+    tree_node_set_data(n, data, len);
+    for (int i = 0; i < r->nhandles; i++) {
+        if (!r->handles[i].orphan && strcmp(r->handles[i].path, path) == 0)
+            r->handles[i].wrote = 0;
+    }
+    free(data);
+}
+
 static int can_write(const struct model_handle *h)
 {
     return (h->flags & LFS_O_WRONLY) == LFS_O_WRONLY;
@@ -761,9 +803,12 @@ static int can_read(const struct model_handle *h)
     return (h->flags & LFS_O_RDONLY) == LFS_O_RDONLY;
 }
 
+/* As with POSIX write(2), writing nothing does not extend the file. */
 static void model_write(struct model_handle *h, struct tree_node *n,
                         uint64_t off, const uint8_t *data, size_t len)
 {
+    if (len == 0)
+        return;
     if (off + len > n->size)
         resize_node(n, (size_t)(off + len));
     if (len > 0)
@@ -982,8 +1027,10 @@ static void run_one_op(struct run *r)
 {
     uint32_t roll = pick(r, 100);
 
-    if (roll < 12)
+    if (roll < 8)
         op_open(r);
+    else if (roll < 16)
+        op_create(r);
     else if (roll < 32)
         op_write(r);
     else if (roll < 40)
@@ -1035,10 +1082,18 @@ static void run_workload(const struct geometry *geo, uint64_t seed,
                  "(skipped)", r->op);
         run_one_op(r);
         compare_all(r);
+        if (r->tree.count > r->most_entries)
+            r->most_entries = r->tree.count;
+        if (model_bytes(r) > r->most_bytes)
+            r->most_bytes = model_bytes(r);
         if (r->op % REMOUNT_EVERY == REMOUNT_EVERY - 1)
             remount(r);
     }
     remount(r);
+    print_message("seed %llu, block size %u: %d of %d operations ran, at "
+                  "most %zu entries and %zu bytes\n",
+                  (unsigned long long)seed, geo->block_size, r->ran,
+                  iterations, r->most_entries, r->most_bytes);
 
     expect_code(r, "unmount", lfs_unmount(r->lfs), 0);
     bd_close(r->bd);

@@ -9,7 +9,10 @@
  *
  * Each step is one user-level operation (write a file and close it,
  * rename, mkdir, ...).  The run is repeated with torn progs, where the
- * cut prog writes its first half.
+ * cut prog writes its first half, and for three block sizes.
+ *
+ * LFS_POWERLOSS_CUT=k runs only cut k; LFS_POWERLOSS_TRACE=1 prints every
+ * prog, erase and sync the engine makes (the uncut run is traced too).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,13 +28,23 @@
 #include "lfs/lfs.h"
 #include "lfs_test_tree.h"
 
-#define BLOCK_SIZE 512
-#define BLOCK_COUNT 128
 #define STEP_COUNT 200
 #define MAX_MIDS 2
-#define DATA_BUDGET (20 * 1024)
 #define MAX_ENTRIES 24
 #define WORKLOAD_SEED 0x9e3779b9u
+
+/* One image geometry with the sizes its workload uses: file lengths,
+ * overwrite spans and attribute values scale with the block size, and all
+ * file bytes together stay well below the image size (no NOSPC). */
+struct config {
+    uint32_t block_size;
+    uint32_t block_count;
+    size_t budget;
+    uint32_t max_length;
+    uint32_t max_attr;
+};
+
+static const struct config *cfg;
 
 static const uint8_t probe_types[] = { 0x01, 0x42 };
 static const struct tree_probe probe = { probe_types, sizeof(probe_types), 1 };
@@ -70,6 +83,18 @@ struct workload {
 };
 
 static struct workload wl;
+
+/* How the recovered trees matched, over all cuts of one run. */
+struct cut_stats {
+    int before;
+    int after;
+    int mid;
+    uint64_t wrong_error_cut;  /* first cut that failed with no IO error */
+    int wrong_error;
+    int wrong_error_step;
+};
+
+static struct cut_stats stats;
 
 /* ---- Building the workload and its expected trees ---- */
 
@@ -178,7 +203,7 @@ static void node_truncate(struct tree_node *n, size_t size)
  * own blocks, up to a few blocks long. */
 static size_t pick_length(uint64_t *rng)
 {
-    return pick(rng, 4) == 0 ? pick(rng, 48) : pick(rng, 1800);
+    return pick(rng, 4) == 0 ? pick(rng, 48) : pick(rng, cfg->max_length);
 }
 
 static int plan_write(uint64_t *rng, int i, struct step *s, struct tree *t)
@@ -223,8 +248,8 @@ static int plan_overwrite(uint64_t *rng, struct step *s, struct tree *t)
     if (n == NULL)
         return -1;
     snprintf(s->path, sizeof(s->path), "%s", n->path);
-    s->off = pick(rng, (uint32_t)n->size + 700);
-    fill_data(rng, s, pick(rng, 900) + 1);
+    s->off = pick(rng, (uint32_t)n->size + cfg->max_length / 2);
+    fill_data(rng, s, pick(rng, cfg->max_length / 2) + 1);
     node_write(n, s->off, s->data, s->len);
     return 0;
 }
@@ -338,7 +363,7 @@ static int plan_setattr(uint64_t *rng, struct step *s, struct tree *t)
         return -1;
     snprintf(s->path, sizeof(s->path), "%s", n->path);
     s->attr_type = probe_types[pick(rng, sizeof(probe_types))];
-    fill_data(rng, s, pick(rng, 40));
+    fill_data(rng, s, pick(rng, cfg->max_attr + 1));
     tree_node_set_attr(n, s->attr_type, s->data, s->len);
     return 0;
 }
@@ -399,7 +424,7 @@ static void plan_workload(void)
             s->kind = (enum step_kind)pick(&rng, STEP_KINDS);
             tree_copy(&next, &wl.states[i - 1]);
             if (plan_step(&rng, i, s, &next) == 0 &&
-                tree_bytes(&next) <= DATA_BUDGET) {
+                tree_bytes(&next) <= cfg->budget) {
                 tree_sort(&next);
                 wl.states[i] = next;
                 break;
@@ -495,11 +520,94 @@ static const char *step_name(const struct step *s)
     return names[s->kind];
 }
 
+/* ---- Tracing writes (LFS_POWERLOSS_TRACE=1), for reproducing a cut ---- */
+
+struct trace_bd {
+    struct bd bd;
+    struct bd *inner;
+    uint64_t writes;
+};
+
+static int trace_read(struct bd *bd, uint32_t block, uint32_t off, void *buf,
+                      size_t len)
+{
+    struct trace_bd *t = (struct trace_bd *)bd;
+
+    return t->inner->ops->read(t->inner, block, off, buf, len);
+}
+
+static int trace_prog(struct bd *bd, uint32_t block, uint32_t off,
+                      const void *buf, size_t len)
+{
+    struct trace_bd *t = (struct trace_bd *)bd;
+
+    fprintf(stderr, "write %llu: prog block %u offset %u, %zu bytes\n",
+            (unsigned long long)++t->writes, block, off, len);
+    return t->inner->ops->prog(t->inner, block, off, buf, len);
+}
+
+static int trace_erase(struct bd *bd, uint32_t block)
+{
+    struct trace_bd *t = (struct trace_bd *)bd;
+
+    fprintf(stderr, "write %llu: erase block %u\n",
+            (unsigned long long)++t->writes, block);
+    return t->inner->ops->erase(t->inner, block);
+}
+
+static int trace_sync(struct bd *bd)
+{
+    struct trace_bd *t = (struct trace_bd *)bd;
+
+    fprintf(stderr, "sync after write %llu\n", (unsigned long long)t->writes);
+    return t->inner->ops->sync(t->inner);
+}
+
+static void trace_close(struct bd *bd)
+{
+    free(bd);
+}
+
+static int trace_set_block_size(struct bd *bd, uint32_t block_size)
+{
+    struct trace_bd *t = (struct trace_bd *)bd;
+
+    return bd_set_block_size(t->inner, block_size);
+}
+
+static const struct bd_ops trace_ops = {
+    .read = trace_read,
+    .prog = trace_prog,
+    .erase = trace_erase,
+    .sync = trace_sync,
+    .close = trace_close,
+    .set_block_size = trace_set_block_size,
+};
+
+/* A device that prints every write before passing it to inner, or inner
+ * itself when tracing is off. */
+static struct bd *maybe_trace(struct bd *inner)
+{
+    struct trace_bd *t;
+    const char *env = getenv("LFS_POWERLOSS_TRACE");
+
+    if (env == NULL || env[0] == '\0')
+        return inner;
+    t = calloc(1, sizeof(*t));
+    assert_non_null(t);
+    t->bd = *inner;
+    t->bd.ops = &trace_ops;
+    t->bd.error[0] = '\0';
+    t->inner = inner;
+    return &t->bd;
+}
+
 /* ---- Checking an image after a cut ---- */
 
 static struct bd *fresh_device(void)
 {
-    struct bd *bd = bd_mem_new((uint64_t)BLOCK_SIZE * BLOCK_COUNT);
+    struct bd *bd = bd_mem_new((uint64_t)cfg->block_size *
+                               cfg->block_count);
 
     assert_non_null(bd);
     memcpy(bd_mem_data(bd), wl.pristine, bd->size);
@@ -554,9 +662,16 @@ static void check_recovered(struct bd *bd, int cut, int tear, int step)
         fail_msg("cut at write %d (tear %d), step %d: walking the tree: %s",
                  cut, tear, step, got.error);
 
-    ok = matches(&wl.states[before], &got) || matches(&wl.states[after], &got);
-    for (int m = 0; !ok && step <= STEP_COUNT && m < wl.nmids[step]; m++)
+    ok = matches(&wl.states[before], &got);
+    stats.before += ok;
+    if (!ok) {
+        ok = matches(&wl.states[after], &got);
+        stats.after += ok;
+    }
+    for (int m = 0; !ok && step <= STEP_COUNT && m < wl.nmids[step]; m++) {
         ok = matches(&wl.mids[step][m], &got);
+        stats.mid += ok;
+    }
     if (!ok)
         report_mismatch(cut, tear, step, &got);
     tree_free(&got);
@@ -581,7 +696,8 @@ static void check_recovered(struct bd *bd, int cut, int tear, int step)
 static int run_until_cut(struct bd *inner, uint64_t cut, int tear,
                          uint64_t *writes, int *error)
 {
-    struct bd *faulty = bd_faulty_new(inner, cut, tear);
+    struct bd *traced = maybe_trace(inner);
+    struct bd *faulty = bd_faulty_new(traced, cut, tear);
     /* No mtime stamps: with them the writes would depend on the clock. */
     struct lfs_mount_options opts = { .no_mtime = 1 };
     struct lfs *lfs = NULL;
@@ -594,6 +710,8 @@ static int run_until_cut(struct bd *inner, uint64_t cut, int tear,
     if (err != 0) {
         *error = err;
         bd_close(faulty);
+        if (traced != inner)
+            bd_close(traced);
         return 0;
     }
     for (int i = 1; i <= STEP_COUNT; i++) {
@@ -613,18 +731,21 @@ static int run_until_cut(struct bd *inner, uint64_t cut, int tear,
     }
     *writes = bd_faulty_writes(faulty);
     bd_close(faulty);
+    if (traced != inner)
+        bd_close(traced);
     return failed;
 }
 
+static void free_workload(void);
+
 static void setup_workload(void)
 {
-    struct lfs_format_options fmt = { .block_size = BLOCK_SIZE };
+    struct lfs_format_options fmt = { .block_size = cfg->block_size };
     struct bd *bd;
 
-    if (wl.pristine != NULL)
-        return;
+    free_workload();
     plan_workload();
-    bd = bd_mem_new((uint64_t)BLOCK_SIZE * BLOCK_COUNT);
+    bd = bd_mem_new((uint64_t)cfg->block_size * cfg->block_count);
     assert_non_null(bd);
     assert_int_equal(lfs_format(bd, &fmt), 0);
     wl.pristine = tree_xmalloc(bd->size);
@@ -653,16 +774,28 @@ static uint64_t count_writes(void)
     return writes;
 }
 
+
 static void cut_at_every_write(int tear)
 {
+    const char *only = getenv("LFS_POWERLOSS_CUT");
     uint64_t total;
+    uint64_t first;
+    uint64_t last;
 
     setup_workload();
+    memset(&stats, 0, sizeof(stats));
     total = count_writes();
-    print_message("workload of %d steps makes %llu writes\n", STEP_COUNT,
-                  (unsigned long long)total);
+    first = 1;
+    last = total;
+    if (only != NULL && only[0] != '\0') {
+        first = strtoull(only, NULL, 0);
+        last = first;
+    }
+    print_message("block size %u, %s: the workload of %d steps makes %llu "
+                  "writes\n", cfg->block_size, tear ? "torn progs"
+                  : "plain cuts", STEP_COUNT, (unsigned long long)total);
 
-    for (uint64_t cut = 1; cut <= total; cut++) {
+    for (uint64_t cut = first; cut <= last; cut++) {
         struct bd *bd = fresh_device();
         uint64_t writes = 0;
         int error;
@@ -677,30 +810,35 @@ static void cut_at_every_write(int tear)
             fail_msg("cut at write %llu (tear %d) went unnoticed: every step "
                      "and the unmount returned 0", (unsigned long long)cut,
                      tear);
-        if (!tear && error != LFS_ERR_IO)
-            fail_msg("cut at write %llu, step %d: error %d (%s), expected "
-                     "LFS_ERR_IO", (unsigned long long)cut, failed, error,
-                     lfs_strerror(error));
+        if (!tear && error != LFS_ERR_IO && stats.wrong_error_cut == 0) {
+            stats.wrong_error_cut = cut;
+            stats.wrong_error = error;
+            stats.wrong_error_step = failed;
+        }
         check_recovered(bd, (int)cut, tear, failed);
         bd_close(bd);
     }
+    print_message("recovered trees: %d as before the step, %d as after it, "
+                  "%d at a sync point inside it\n", stats.before,
+                  stats.after, stats.mid);
+
+    /* A lost write is an I/O error; reported last, so that recovery
+     * failures of later cuts show first. */
+    if (stats.wrong_error_cut != 0) {
+        int step = stats.wrong_error_step;
+        int named = step >= 1 && step <= STEP_COUNT;
+
+        fail_msg("cut at write %llu, step %d (%s %s): the failed call "
+                 "returned %d (%s), expected LFS_ERR_IO",
+                 (unsigned long long)stats.wrong_error_cut, step,
+                 named ? step_name(&wl.steps[step - 1]) : "mount/unmount",
+                 named ? wl.steps[step - 1].path : "", stats.wrong_error,
+                 lfs_strerror(stats.wrong_error));
+    }
 }
 
-static void powerloss_at_every_write(void **state)
+static void free_workload(void)
 {
-    (void)state;
-    cut_at_every_write(0);
-}
-
-static void torn_write_at_every_write(void **state)
-{
-    (void)state;
-    cut_at_every_write(1);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
     for (int i = 0; i <= STEP_COUNT; i++) {
         tree_free(&wl.states[i]);
         reset_mids(i);
@@ -709,14 +847,80 @@ static int teardown(void **state)
     }
     free(wl.pristine);
     wl.pristine = NULL;
+}
+
+static void run_config(const struct config *config, int tear)
+{
+    cfg = config;
+    cut_at_every_write(tear);
+    free_workload();
+}
+
+static const struct config small_blocks = {
+    .block_size = 128, .block_count = 512, .budget = 12 * 1024,
+    .max_length = 700, .max_attr = 8,
+};
+static const struct config medium_blocks = {
+    .block_size = 512, .block_count = 128, .budget = 20 * 1024,
+    .max_length = 1800, .max_attr = 40,
+};
+static const struct config large_blocks = {
+    .block_size = 4096, .block_count = 48, .budget = 48 * 1024,
+    .max_length = 12000, .max_attr = 100,
+};
+
+static void cut_every_write_block_128(void **state)
+{
+    (void)state;
+    run_config(&small_blocks, 0);
+}
+
+static void tear_every_write_block_128(void **state)
+{
+    (void)state;
+    run_config(&small_blocks, 1);
+}
+
+static void cut_every_write_block_512(void **state)
+{
+    (void)state;
+    run_config(&medium_blocks, 0);
+}
+
+static void tear_every_write_block_512(void **state)
+{
+    (void)state;
+    run_config(&medium_blocks, 1);
+}
+
+static void cut_every_write_block_4096(void **state)
+{
+    (void)state;
+    run_config(&large_blocks, 0);
+}
+
+static void tear_every_write_block_4096(void **state)
+{
+    (void)state;
+    run_config(&large_blocks, 1);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    free_workload();
     return 0;
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(powerloss_at_every_write),
-        cmocka_unit_test(torn_write_at_every_write),
+        cmocka_unit_test(cut_every_write_block_128),
+        cmocka_unit_test(tear_every_write_block_128),
+        cmocka_unit_test(cut_every_write_block_512),
+        cmocka_unit_test(tear_every_write_block_512),
+        cmocka_unit_test(cut_every_write_block_4096),
+        cmocka_unit_test(tear_every_write_block_4096),
     };
 
     return cmocka_run_group_tests(tests, NULL, teardown);
