@@ -143,13 +143,13 @@ static int encrypt_sector(struct bd_ccm *ccm, uint64_t sector,
                           const uint8_t *plain, uint8_t *pair)
 {
     EVP_CIPHER_CTX *ctx = ccm->encrypt;
-    const uint8_t *random;
+    const uint8_t *fresh = NULL;
     int n;
-    int err = take_random(ccm, &random);
+    int err = take_random(ccm, &fresh);
 
     if (err != BD_OK)
         return err;
-    memcpy(pair + CCM_NONCE_OFFSET, random, CCM_RANDOM_PER_SECTOR);
+    memcpy(pair + CCM_NONCE_OFFSET, fresh, CCM_RANDOM_PER_SECTOR);
 
     if (EVP_EncryptInit_ex(ctx, NULL, NULL, NULL,
                            pair + CCM_NONCE_OFFSET) != 1 ||

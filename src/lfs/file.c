@@ -816,20 +816,31 @@ int lfs_file_sync(struct lfs_file *f)
     return lfs_bd_sync(f->node->lfs);
 }
 
-int lfs_file_close(struct lfs_file *f)
+static void file_free(struct lfs_file *f)
 {
-    if (!f)
-        return 0;
-    struct lfs *lfs = f->node->lfs;
-    int err = can_write(f) ? node_commit(f->node) : 0;
-    struct lfs_file **pp = &lfs->files;
+    struct lfs_file **pp = &f->node->lfs->files;
     while (*pp && *pp != f)
         pp = &(*pp)->next;
     if (*pp)
         *pp = f->next;
     node_release(f->node);
     free(f);
+}
+
+int lfs_file_close(struct lfs_file *f)
+{
+    if (!f)
+        return 0;
+    int err = can_write(f) ? node_commit(f->node) : 0;
+    file_free(f);
     return err;
+}
+
+void lfs_file_discard(struct lfs_file *f)
+{
+    /* blocks the dropped changes used are reclaimed by the next scan */
+    if (f)
+        file_free(f);
 }
 
 ssize_t lfs_file_pread(struct lfs_file *f, void *buf, size_t size,

@@ -191,7 +191,13 @@ static int lookup(struct lfs *lfs, const uint32_t dirpair[2],
     uint32_t hops = 0;
     struct lfs_mdir *m;
     int err = lfs_mdir_get(lfs, dirpair, &m);
+    if (err)
+        return err;
 
+    int found = lfs_dindex_lookup(lfs, m, name, len, hash, entry_visible,
+                                  out, id);
+    if (found >= 0)
+        return found ? 0 : LFS_ERR_NOENT;
     while (!err) {
         for (uint16_t i = 0; i < m->count; i++) {
             const struct lfs_entry *e = &m->entries[i];

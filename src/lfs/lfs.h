@@ -162,6 +162,10 @@ int lfs_file_open(struct lfs *lfs, struct lfs_file **out, const char *path,
                   int flags);
 /* Sync and free the handle (freed even when the sync fails). */
 int lfs_file_close(struct lfs_file *file);
+/* Free the handle without syncing.  When no other handle is open on the
+ * file, its unsynced changes are dropped and the file stays as it was
+ * last synced. */
+void lfs_file_discard(struct lfs_file *file);
 int lfs_file_sync(struct lfs_file *file);
 ssize_t lfs_file_read(struct lfs_file *file, void *buf, size_t size);
 ssize_t lfs_file_write(struct lfs_file *file, const void *buf, size_t size);

@@ -101,6 +101,7 @@ struct lfs_mdir {
     bool split;           /* tail is a hard tail (same directory) */
     struct lfs_gstate gdelta;
     struct lfs_mdir *hnext; /* hash chain of the mdir cache */
+    struct lfs_dindex *dindex; /* name index of its directory, if any */
 };
 
 /* A change to a metadata pair: a littlefs tag and its data.  For tags of
@@ -196,6 +197,7 @@ struct lfs {
 
     /* decoded metadata pairs, hashed by the smaller block of the pair */
     struct lfs_mdir *mdirs[LFS_MDIR_HASH];
+    struct lfs_dindex *dindexes;
 
     /* allocator */
     uint8_t *used;             /* bitmap: block referenced or in flight */
@@ -306,6 +308,19 @@ int lfs_mdir_write_compact(struct lfs *lfs, struct lfs_mdir *m,
 const struct lfs_uattr *lfs_entry_attr(const struct lfs_entry *e,
                                        uint8_t type);
 void lfs_tagops_add(struct lfs_tagops *ops, uint32_t tag, const void *data);
+
+/* dindex.c: name indexes of large directories */
+struct lfs_dindex;
+void lfs_dindex_destroy(struct lfs_dindex *x);
+void lfs_dindex_destroy_all(struct lfs *lfs);
+void lfs_dindex_add(struct lfs_mdir *m, uint32_t hash);
+void lfs_dindex_remove(struct lfs_mdir *m, uint32_t hash);
+void lfs_dindex_moved(struct lfs_mdir *src, struct lfs_mdir *dst);
+int lfs_dindex_lookup(struct lfs *lfs, struct lfs_mdir *head,
+                      const char *name, uint16_t len, uint32_t hash,
+                      bool (*visible)(struct lfs *, const struct lfs_mdir *,
+                                      uint16_t),
+                      struct lfs_mdir **out, uint16_t *id);
 
 /* lfs.c: paths and directories */
 int lfs_find_pred(struct lfs *lfs, const uint32_t pair[2],

@@ -135,6 +135,11 @@ static int entry_set_attr(struct lfs_entry *e, uint8_t type,
 
 /// Replaying tags ///
 
+static bool entry_named(const struct lfs_entry *e)
+{
+    return e->type == LFS_T_REG || e->type == LFS_T_DIR;
+}
+
 /*
  * Apply one tag to the decoded state, exactly as a reader replaying the
  * log would.  splice_id/splice_delta report an id insertion or removal so
@@ -183,6 +188,8 @@ static int apply_tag(struct lfs_mdir *m, uint32_t tag, const uint8_t *data,
         } else if (type3 == LFS_T_DELETE) {
             if (id >= m->count)
                 return LFS_ERR_CORRUPT;
+            if (entry_named(&m->entries[id]))
+                lfs_dindex_remove(m, m->entries[id].name_hash);
             entries_delete(m, id);
             if (splice_delta) {
                 *splice_delta = -1;
@@ -208,6 +215,8 @@ static int apply_tag(struct lfs_mdir *m, uint32_t tag, const uint8_t *data,
 
     struct lfs_entry *e = &m->entries[id];
     if (type1 == LFS_T_NAME) {
+        if (entry_named(e))
+            lfs_dindex_remove(m, e->name_hash);
         if (deleted) {
             free(e->name);
             e->name = NULL;
@@ -221,6 +230,8 @@ static int apply_tag(struct lfs_mdir *m, uint32_t tag, const uint8_t *data,
         e->name_len = (uint16_t)size;
         e->type = (uint16_t)type3;
         e->name_hash = lfs_name_hash(data, size);
+        if (entry_named(e))
+            lfs_dindex_add(m, e->name_hash);
         return 0;
     }
     if (type1 == LFS_T_STRUCT) {
@@ -457,6 +468,7 @@ int lfs_mdir_get(struct lfs *lfs, const uint32_t pair[2],
 
 void lfs_mdir_forget(struct lfs *lfs, struct lfs_mdir *m)
 {
+    lfs_dindex_destroy(m->dindex);
     cache_remove(lfs, m);
     lfs_mdir_free_entries(m);
     free(m);
@@ -464,6 +476,7 @@ void lfs_mdir_forget(struct lfs *lfs, struct lfs_mdir *m)
 
 void lfs_mdir_cache_clear(struct lfs *lfs)
 {
+    lfs_dindex_destroy_all(lfs);
     for (int h = 0; h < LFS_MDIR_HASH; h++) {
         struct lfs_mdir *m = lfs->mdirs[h];
         while (m) {
@@ -483,6 +496,7 @@ static void mdir_refetch(struct lfs *lfs, struct lfs_mdir *m)
     struct lfs_mdir fresh;
     uint32_t pair[2] = {m->pair[0], m->pair[1]};
 
+    lfs_dindex_destroy(m->dindex);
     cache_remove(lfs, m);
     lfs_mdir_free_entries(m);
     if (mdir_fetch(lfs, pair, &fresh) == 0) {
@@ -774,6 +788,7 @@ static int move_entries(struct lfs_mdir *m, uint16_t from,
     memset(&m->entries[from], 0, n * sizeof(struct lfs_entry));
     dst->count = n;
     m->count = from;
+    lfs_dindex_moved(m, dst);
     return 0;
 }
 
