@@ -56,7 +56,11 @@ static int scan_entries(struct scan *s, struct lfs_mdir *m, uint32_t *dirs,
             int err = lfs_ctz_traverse(s->lfs, lfs_le32(e->struct_data),
                                        lfs_le32(e->struct_data + 4), mark_cb,
                                        s);
-            if (err)
+            /* a damaged file must not make the whole image unusable: its
+             * readable blocks stay marked, reading it reports the damage,
+             * and lfs_check lists it */
+            if (err && err != LFS_ERR_CORRUPT && err != LFS_ERR_AUTH &&
+                err != LFS_ERR_UNWRITTEN)
                 return err;
         } else if (e->type == LFS_T_DIR && e->struct_type == LFS_T_DIRSTRUCT &&
                    e->struct_len >= 8 && dirs && *ndirs + 2 <= cap) {

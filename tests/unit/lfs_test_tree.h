@@ -256,10 +256,14 @@ static inline int tree_cmp_attrs(const void *a, const void *b)
 
 static inline void tree_sort(struct tree *t)
 {
-    qsort(t->nodes, t->count, sizeof(*t->nodes), tree_cmp_nodes);
-    for (size_t i = 0; i < t->count; i++)
-        qsort(t->nodes[i].attrs, t->nodes[i].attr_count,
-              sizeof(*t->nodes[i].attrs), tree_cmp_attrs);
+    /* qsort must not see the NULL array of an empty list. */
+    if (t->count > 1)
+        qsort(t->nodes, t->count, sizeof(*t->nodes), tree_cmp_nodes);
+    for (size_t i = 0; i < t->count; i++) {
+        if (t->nodes[i].attr_count > 1)
+            qsort(t->nodes[i].attrs, t->nodes[i].attr_count,
+                  sizeof(*t->nodes[i].attrs), tree_cmp_attrs);
+    }
 }
 
 /* Join a directory path and an entry name ("/" + "a" is "/a"). */
