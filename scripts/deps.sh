@@ -10,6 +10,8 @@ set -eu
 #   libssl-dev, libcmocka-dev    libcrypto and the unit-test framework
 #   libseccomp-dev               the server's system-call sandbox
 #   openssl, xxd, python3        test fixtures and checks in shell tests
+#   python3-cryptography         the independent AES-CCM implementation
+#                                that tests/tool/ccm_crypt.py builds on
 #   openssh-client, openssh-server, sshfs, fuse3
 #                                interoperability tests with real clients
 PACKAGES="
@@ -23,6 +25,7 @@ libseccomp-dev
 openssl
 xxd
 python3
+python3-cryptography
 openssh-client
 openssh-server
 sshfs

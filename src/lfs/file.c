@@ -570,10 +570,12 @@ static int node_flush_blocks(struct lfs_node *n)
     for (uint32_t j = n->rewrite_from; j < n->nblocks; j++) {
         if (n->fresh[j])
             continue;
-        err = lfs_bd_read(lfs, n->blocks[j], 0, lfs->buf, block_used(n, j));
+        /* allocate first: a rescan inside lfs_alloc reuses lfs->buf */
+        uint32_t old = n->blocks[j];
+        err = node_move_block(n, j);
         if (err)
             return err;
-        err = node_move_block(n, j);
+        err = lfs_bd_read(lfs, old, 0, lfs->buf, block_used(n, j));
         if (err)
             return err;
         put_header(n, j, lfs->buf);

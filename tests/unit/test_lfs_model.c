@@ -10,7 +10,7 @@
  * image is unmounted and mounted again and compared once more.
  *
  * LFS_MODEL_SEED=N runs only seed N (for every block size);
- * LFS_MODEL_ITERATIONS=N sets the operations per seed (default 1500).
+ * LFS_MODEL_ITERATIONS=N sets the operations per seed (default 3000).
  * A failure prints the seed, the block size and the last operations;
  * LFS_MODEL_TRACE=1 prints every operation as it runs.
  */
@@ -29,14 +29,16 @@
 #include "lfs_test_tree.h"
 
 #define MAX_HANDLES 4
-#define MAX_NODES 28
+#define MAX_NODES 64
 #define MAX_DEPTH 3
 #define REMOUNT_EVERY 40
 #define LOG_LINES 24
-#define SEEDS_PER_SIZE 3
-#define DEFAULT_ITERATIONS 1500
+#define SEEDS_PER_SIZE 5
+#define DEFAULT_ITERATIONS 3000
 
-static const char *const name_pool[] = { "a", "b", "c", "dd", "e", "f.txt" };
+static const char *const name_pool[] = {
+    "a", "b", "c", "dd", "e", "f.txt", "g", "h1", "i", "jj", "k", "l.bin",
+};
 #define NAME_POOL (sizeof(name_pool) / sizeof(name_pool[0]))
 
 static const uint8_t attr_types[] = { 0x01, 0x42, 0x99, 0xfe };
@@ -69,6 +71,7 @@ struct run {
     struct bd *bd;
     struct lfs *lfs;
     struct tree tree;
+    struct tree committed;  /* file contents as of their last sync */
     struct tree orphans;
     int orphan_seq;
     struct model_handle handles[MAX_HANDLES];
@@ -210,6 +213,28 @@ static int file_is_open(const struct run *r, const char *path)
     return 0;
 }
 
+/* The file's current contents are now on disk: a later discard goes back
+ * to them. */
+static void commit_file(struct run *r, const char *path)
+{
+    const struct tree_node *n = tree_find(&r->tree, path);
+    struct tree_node *c = tree_find(&r->committed, path);
+
+    if (n == NULL)
+        return;
+    if (c == NULL)
+        c = tree_add_file(&r->committed, path, NULL, 0);
+    tree_node_set_data(c, n->data, n->size);
+}
+
+static void uncommit_file(struct run *r, const char *path)
+{
+    struct tree_node *c = tree_find(&r->committed, path);
+
+    if (c != NULL)
+        tree_remove_node(&r->committed, c);
+}
+
 /* The file at path goes away while handles may still be open on it: its
  * contents move to the orphan tree, where those handles keep using them. */
 static void orphan_file(struct run *r, struct tree_node *n)
@@ -233,6 +258,7 @@ static void orphan_file(struct run *r, struct tree_node *n)
             }
         }
     }
+    uncommit_file(r, n->path);
     tree_remove_node(&r->tree, n);
 }
 
@@ -568,6 +594,18 @@ static void rename_paths(char *path, size_t len, const char *from,
     snprintf(path, len, "%s", renamed);
 }
 
+static void rename_tree(struct tree *t, const char *from, const char *to)
+{
+    for (size_t i = 0; i < t->count; i++) {
+        char path[TREE_PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s", t->nodes[i].path);
+        rename_paths(path, sizeof(path), from, to);
+        free(t->nodes[i].path);
+        t->nodes[i].path = tree_xstrdup(path);
+    }
+}
+
 static void rename_model(struct run *r, const char *from, const char *to)
 {
     struct tree_node *dst = tree_find(&r->tree, to);
@@ -576,14 +614,8 @@ static void rename_model(struct run *r, const char *from, const char *to)
         return;
     if (dst != NULL)
         orphan_file(r, dst);
-    for (size_t i = 0; i < r->tree.count; i++) {
-        char path[TREE_PATH_MAX];
-
-        snprintf(path, sizeof(path), "%s", r->tree.nodes[i].path);
-        rename_paths(path, sizeof(path), from, to);
-        free(r->tree.nodes[i].path);
-        r->tree.nodes[i].path = tree_xstrdup(path);
-    }
+    rename_tree(&r->tree, from, to);
+    rename_tree(&r->committed, from, to);
     for (int i = 0; i < r->nhandles; i++) {
         if (!r->handles[i].orphan)
             rename_paths(r->handles[i].path, sizeof(r->handles[i].path),
@@ -743,8 +775,11 @@ static void op_open(struct run *r)
     h->file = file;
     h->flags = flags;
     snprintf(h->path, sizeof(h->path), "%s", path);
-    if (tree_find(&r->tree, path) == NULL)
+    /* Creating the file is committed at once; its data is not. */
+    if (tree_find(&r->tree, path) == NULL) {
         tree_add_file(&r->tree, path, NULL, 0);
+        commit_file(r, path);
+    }
     if ((flags & LFS_O_TRUNC) && handle_node(r, h)->size > 0) {
         tree_node_set_data(handle_node(r, h), NULL, 0);
         h->wrote = 1;
@@ -786,6 +821,7 @@ static void op_create(struct run *r)
     if (n == NULL)
         n = tree_add_file(&r->tree, path, NULL, 0);
     tree_node_set_data(n, data, len);
+    commit_file(r, path);
     for (int i = 0; i < r->nhandles; i++) {
         if (!r->handles[i].orphan && strcmp(r->handles[i].path, path) == 0)
             r->handles[i].wrote = 0;
@@ -847,8 +883,14 @@ static void op_write(struct run *r)
     if (positional) {
         got = lfs_file_pwrite(h->file, data, len, off);
     } else {
-        expect_code(r, "seek", lfs_file_seek(h->file, (int64_t)off,
-                                             LFS_SEEK_SET), (int64_t)off);
+        /* The same target offset, from each of the three origins. */
+        int whence = (int)pick(r, 3);
+        int64_t base = whence == LFS_SEEK_SET ? 0
+                       : whence == LFS_SEEK_CUR ? (int64_t)h->pos
+                                                : (int64_t)n->size;
+
+        expect_code(r, "seek", lfs_file_seek(h->file, (int64_t)off - base,
+                                             whence), (int64_t)off);
         h->pos = off;
         got = lfs_file_write(h->file, data, len);
     }
@@ -928,6 +970,8 @@ static void mark_synced(struct run *r, const struct model_handle *h)
 {
     if (!can_write(h))
         return;
+    if (!h->orphan)
+        commit_file(r, h->path);
     for (int i = 0; i < r->nhandles; i++) {
         if (r->handles[i].orphan == h->orphan &&
             strcmp(r->handles[i].path, h->path) == 0)
@@ -946,13 +990,45 @@ static void op_sync(struct run *r)
     mark_synced(r, &r->handles[index]);
 }
 
-static void close_handle(struct run *r, int index)
+static struct model_handle *other_handle(struct run *r,
+                                         const struct model_handle *h)
+{
+    for (int i = 0; i < r->nhandles; i++) {
+        struct model_handle *o = &r->handles[i];
+
+        if (o != h && o->orphan == h->orphan && strcmp(o->path, h->path) == 0)
+            return o;
+    }
+    return NULL;
+}
+
+/* Close (or, with discard, drop) a handle.  Unsynced changes live in the
+ * file as long as any handle is open on it; when the last handle goes
+ * without a writer having synced them (a discard, or a read-only handle
+ * that outlived a discarded writer), the file is back to its last sync. */
+static void close_handle(struct run *r, int index, int discard)
 {
     struct model_handle *h = &r->handles[index];
+    struct model_handle *other = other_handle(r, h);
 
-    run_log(r, "close handle %d (%s)", index, h->path);
-    expect_code(r, "close", lfs_file_close(h->file), 0);
-    mark_synced(r, h);
+    run_log(r, "%s handle %d (%s)", discard ? "discard" : "close", index,
+            h->path);
+    if (discard) {
+        lfs_file_discard(h->file);
+    } else {
+        expect_code(r, "close", lfs_file_close(h->file), 0);
+        mark_synced(r, h);
+    }
+
+    if (h->wrote && other != NULL) {
+        other->wrote = 1;
+    } else if (h->wrote && !h->orphan) {
+        const struct tree_node *c = tree_find(&r->committed, h->path);
+
+        if (c == NULL)
+            run_fail(r, "model has no committed copy of %s", h->path);
+        tree_node_set_data(handle_node(r, h), c->data, c->size);
+    }
     r->handles[index] = r->handles[--r->nhandles];
     drop_unused_orphans(r);
 }
@@ -962,7 +1038,7 @@ static void op_close(struct run *r)
     int index = pick_handle(r);
 
     if (index >= 0)
-        close_handle(r, index);
+        close_handle(r, index, pick(r, 4) == 0);
 }
 
 static void op_file_setattr(struct run *r)
@@ -1008,13 +1084,20 @@ static void remount(struct run *r)
 
     if (pick(r, 2)) {
         while (r->nhandles > 0)
-            close_handle(r, r->nhandles - 1);
+            close_handle(r, r->nhandles - 1, 0);
     }
     run_log(r, "remount with %d handles open", r->nhandles);
     r->nhandles = 0;
     drop_unused_orphans(r);
     expect_code(r, "unmount", lfs_unmount(r->lfs), 0);
     r->lfs = NULL;
+
+    /* lfs_unmount wrote back every open file. */
+    tree_free(&r->committed);
+    for (size_t i = 0; i < r->tree.count; i++) {
+        if (r->tree.nodes[i].type == LFS_TYPE_REG)
+            commit_file(r, r->tree.nodes[i].path);
+    }
     mount_engine(r);
     compare_all(r);
     check = lfs_check(r->lfs, NULL, NULL);
@@ -1069,6 +1152,7 @@ static void run_workload(const struct geometry *geo, uint64_t seed,
     r->seed = seed;
     r->rng = seed * 0x2545f4914f6cdd1dull + geo->block_size;
     tree_init(&r->tree);
+    tree_init(&r->committed);
     tree_init(&r->orphans);
     r->bd = bd_mem_new((uint64_t)geo->block_size * geo->block_count);
     assert_non_null(r->bd);
@@ -1098,6 +1182,7 @@ static void run_workload(const struct geometry *geo, uint64_t seed,
     expect_code(r, "unmount", lfs_unmount(r->lfs), 0);
     bd_close(r->bd);
     tree_free(&r->tree);
+    tree_free(&r->committed);
     tree_free(&r->orphans);
     free(r);
 }
@@ -1161,7 +1246,7 @@ static void model_block_4096(void **state)
 static void model_block_65536(void **state)
 {
     static const struct geometry geo = {
-        .block_size = 65536, .block_count = 256,
+        .block_size = 65536, .block_count = 512,
         .max_file = 200000, .budget = 2 * 1024 * 1024, .max_write = 70000,
     };
 
