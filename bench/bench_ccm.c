@@ -4,10 +4,11 @@
  * Usage: bench_ccm DIR SIZE_MIB
  *
  * Writes and then reads SIZE_MIB of plaintext sequentially in 4096-byte
- * blocks: through the plain file device (for reference), through the
- * encrypted device over memory (the cost of the cryptography alone) and
- * over an image file in DIR, and through littlefs (one large file, 64 KiB
- * per call) on the plain and the encrypted file.  Each line of output is
+ * blocks through several stacks.  The plain file device is the reference.
+ * The encrypted device over memory shows the cost of the cryptography
+ * alone, and over an image file in DIR the cost with the file.  littlefs
+ * (one large file, 64 KiB per call) runs on the plain and the encrypted
+ * file.  Each line of output is
  * "NAME MB/S", MB being 10^6 bytes of plaintext, as openssl speed counts.
  *
  * Writes are not followed by fdatasync and reads come from the page
@@ -49,9 +50,9 @@ static void report(const char *name, uint64_t bytes, double seconds)
     fflush(stdout);
 }
 
-static void die(const char *what, const char *detail)
+static void die(const char *step, const char *detail)
 {
-    fprintf(stderr, "bench_ccm: %s failed: %s\n", what, detail);
+    fprintf(stderr, "bench_ccm: %s failed: %s\n", step, detail);
     exit(1);
 }
 

@@ -24,6 +24,8 @@ const char *bd_strerror(int err)
         return "invalid argument";
     case BD_ERR_POWERLOSS:
         return "power loss (fault injection)";
+    case BD_ERR_UNWRITTEN:
+        return "sector was never written";
     default:
         return "unknown block device error";
     }

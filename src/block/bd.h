@@ -135,8 +135,8 @@ void bd_faulty_rearm(struct bd *bd, uint64_t cut_after, int tear);
  * way round.  Logical 512-byte sector n is stored in the 1024 bytes at
  * byte offset 1024 * n of the inner device: AES-CCM ciphertext (512),
  * tag (16), nonce (8), associated data (488).  Every write draws a fresh
- * random nonce and associated data.  docs/FORMAT.md describes the format
- * and what it does not protect against.
+ * random nonce and random associated data.  docs/FORMAT.md describes the
+ * format and what it does not protect against.
  */
 
 #define BD_CCM_SECTOR_SIZE 512u  /* plaintext bytes per logical sector */
@@ -151,11 +151,11 @@ void bd_faulty_rearm(struct bd *bd, uint64_t cut_after, int tear);
  * inner stays open and owned by the caller.
  *
  * Reads fail with BD_ERR_AUTH when a sector does not authenticate (wrong
- * key or modified image) and with BD_ERR_UNWRITTEN when its 1024 bytes
- * are all zero (never written through this layer, for example an image
- * created with dd and formatted through the encryption).  In both cases
- * bd->error names the logical sector, and the read's buffer is wiped, so
- * that unauthenticated bytes never reach the caller.
+ * key or modified image).  They fail with BD_ERR_UNWRITTEN when its 1024
+ * bytes are all zero: it was never written through this layer, as in an
+ * image created with dd and formatted through the encryption.  In both
+ * cases bd->error names the logical sector, and the read's buffer is
+ * wiped, so that unauthenticated bytes never reach the caller.
  */
 struct bd *bd_ccm_new(struct bd *inner, const uint8_t *key, size_t keylen,
                       char *errbuf, size_t errlen);
@@ -168,7 +168,7 @@ struct bd *bd_ccm_new(struct bd *inner, const uint8_t *key, size_t keylen,
 int bd_ccm_parse_key(const char *hex, uint8_t key[BD_CCM_KEY_MAX],
                      size_t *keylen, char *errbuf, size_t errlen);
 
-/* What the raw bytes of an image look like, from bd_ccm_probe(). */
+/* Kinds of image that bd_ccm_probe() distinguishes by their raw bytes. */
 enum bd_ccm_probe_result {
     BD_CCM_PROBE_UNKNOWN = 0,   /* empty, blank, or an odd size */
     BD_CCM_PROBE_PLAIN = 1,     /* littlefs superblock magic in the clear */
@@ -179,7 +179,7 @@ enum bd_ccm_probe_result {
 
 /*
  * Guess from the raw bytes of an unencrypted view (the file device, never
- * the AES-CCM device) whether it holds a plain littlefs image or an
+ * the AES-CCM device) whether it contains a plain littlefs image or an
  * encrypted one.  No key is needed, so "encrypted" is only a guess.
  * Returns an enum bd_ccm_probe_result, or a negative bd_error when
  * reading failed.

@@ -654,13 +654,24 @@ static int probe_block(struct lfs *lfs, uint64_t off, uint32_t len,
 
     if (!buf)
         return LFS_ERR_NOMEM;
-    err = bd_read_raw(lfs->bd, off, buf, len);
-    if (err) {
+    /* read sector by sector and decode what could be read: an unreadable
+     * sector past the superblock's commit (unwritten or torn on an
+     * encrypted image) must not hide the superblock */
+    uint32_t step = lfs->bd->sector_size ? lfs->bd->sector_size : 512;
+    uint32_t got = 0;
+    while (got < len) {
+        uint32_t n = len - got < step ? len - got : step;
+        err = bd_read_raw(lfs->bd, off + got, buf + got, n);
+        if (err)
+            break;
+        got += n;
+    }
+    if (got == 0) {
         free(buf);
         return lfs_map_bd_error(lfs, err);
     }
     memset(&m, 0, sizeof(m));
-    int res = lfs_mdir_decode_block(lfs, buf, len, &m);
+    int res = lfs_mdir_decode_block(lfs, buf, got, &m);
     err = res < 0 ? res : res == 0 ? LFS_ERR_NOTLFS
                                    : superblock_decode(lfs, &m, fields);
     if (!err) {

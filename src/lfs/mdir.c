@@ -356,6 +356,34 @@ static int seq_newer(uint32_t a, uint32_t b)
     return (int32_t)(a - b) > 0;
 }
 
+/*
+ * Read a metadata block into lfs->buf.  On an encrypted image a sector
+ * torn by power loss fails authentication; the log then ends before it,
+ * as it would at a failed CRC, so read sector by sector up to the first
+ * unreadable one and report the readable length in *len.
+ */
+static int read_log(struct lfs *lfs, uint32_t block, uint32_t *len)
+{
+    int err = lfs_bd_read(lfs, block, 0, lfs->buf, lfs->block_size);
+
+    *len = lfs->block_size;
+    if (err != LFS_ERR_AUTH && err != LFS_ERR_UNWRITTEN)
+        return err;
+
+    uint32_t step = lfs->bd->sector_size ? lfs->bd->sector_size : 512;
+    uint32_t got = 0;
+    while (got < lfs->block_size) {
+        uint32_t n = lfs->block_size - got < step ? lfs->block_size - got
+                                                  : step;
+        if (lfs_bd_read(lfs, block, got, lfs->buf + got, n))
+            break;
+        got += n;
+    }
+    memset(lfs->buf + got, 0, lfs->block_size - got);
+    *len = got;
+    return 0;
+}
+
 /* Read both blocks of a pair and decode the newest valid log into m. */
 static int mdir_fetch(struct lfs *lfs, const uint32_t pair[2],
                       struct lfs_mdir *m)
@@ -374,7 +402,9 @@ static int mdir_fetch(struct lfs *lfs, const uint32_t pair[2],
     bool unwritten[2] = {false, false};
     for (int i = 0; i < 2; i++) {
         err = lfs_bd_read(lfs, pair[i], 0, revbuf[i], 4);
-        if (err == LFS_ERR_UNWRITTEN) {
+        /* a torn first sector on an encrypted image fails authentication:
+         * like a torn commit, it leaves the other block in charge */
+        if (err == LFS_ERR_UNWRITTEN || err == LFS_ERR_AUTH) {
             unwritten[i] = true;
             memset(revbuf[i], 0, 4);
         } else if (err) {
@@ -389,12 +419,15 @@ static int mdir_fetch(struct lfs *lfs, const uint32_t pair[2],
         int i = k == 0 ? first : 1 - first;
         if (unwritten[i])
             continue;
-        err = lfs_bd_read(lfs, pair[i], 0, lfs->buf, lfs->block_size);
+        uint32_t len;
+        err = read_log(lfs, pair[i], &len);
         if (err)
             return err;
 
         memset(m, 0, sizeof(*m));
-        int res = lfs_mdir_decode_block(lfs, lfs->buf, lfs->block_size, m);
+        int res = lfs_mdir_decode_block(lfs, lfs->buf, len, m);
+        if (res == 1 && len < lfs->block_size)
+            m->erased = false; /* the unreadable rest is not erased */
         if (res < 0) {
             lfs_mdir_free_entries(m);
             return res;

@@ -49,39 +49,20 @@ void image_lfs_error(const struct image *img, const char *path, int err)
 
 /* Keys */
 
-static int image_hex_value(char c)
+/* Decode hex digits (an optional "0x" prefix is skipped, as ccmblock
+ * does) into an AES key.  Prints the error. */
+static int image_decode_key(const char *source, const char *hex,
+                            struct image_key *key)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+    char err[BD_ERROR_MAX];
+    size_t len;
 
-/* Decode len hex digits (an optional "0x" prefix is skipped, as ccmblock
- * does) into an AES key of 16, 24 or 32 bytes. */
-static int image_decode_key(const char *hex, size_t len, struct image_key *key)
-{
-    if (len >= 2 && hex[0] == '0' && (hex[1] == 'x' || hex[1] == 'X')) {
-        hex += 2;
-        len -= 2;
-    }
-    if (len != 32 && len != 48 && len != 64)
+    if (bd_ccm_parse_key(hex, key->bytes, &len, err, sizeof(err)) != BD_OK) {
+        image_error(source, NULL, "invalid key: %s", err);
+        image_key_wipe(key);
         return -1;
-
-    for (size_t i = 0; i < len / 2; i++) {
-        int high = image_hex_value(hex[2 * i]);
-        int low = image_hex_value(hex[2 * i + 1]);
-
-        if (high < 0 || low < 0) {
-            image_key_wipe(key);
-            return -1;
-        }
-        key->bytes[i] = (uint8_t)(high << 4 | low);
     }
-    key->len = len / 2;
+    key->len = len;
     key->present = 1;
     return 0;
 }
@@ -120,9 +101,6 @@ static int image_read_key_file(const char *path, char *buf, size_t size)
 
 int image_key_load(struct image_args *args)
 {
-    static const char key_help[] =
-        "expected 32, 48 or 64 hex digits (an AES key of 16, 24 or 32 bytes)";
-
     if (args->key_hex && args->key_file) {
         image_error(NULL, NULL, "give the key with --key or with --key-file, "
                     "not both");
@@ -130,11 +108,8 @@ int image_key_load(struct image_args *args)
     }
 
     if (args->key_hex) {
-        if (image_decode_key(args->key_hex, strlen(args->key_hex),
-                             &args->key) < 0) {
-            image_error(NULL, NULL, "invalid key: %s", key_help);
+        if (image_decode_key(NULL, args->key_hex, &args->key) < 0)
             return IMAGE_EXIT_USAGE;
-        }
         return IMAGE_EXIT_OK;
     }
 
@@ -142,14 +117,19 @@ int image_key_load(struct image_args *args)
         char buf[IMAGE_KEY_FILE_MAX];
         int status = IMAGE_EXIT_OK;
 
-        if (image_read_key_file(args->key_file, buf, sizeof(buf)) < 0) {
+        if (image_read_key_file(args->key_file, buf, sizeof(buf)) < 0)
             status = IMAGE_EXIT_FAILED;
-        } else if (image_decode_key(buf, strlen(buf), &args->key) < 0) {
-            image_error(args->key_file, NULL, "invalid key: %s", key_help);
+        else if (image_decode_key(args->key_file, buf, &args->key) < 0)
             status = IMAGE_EXIT_USAGE;
-        }
         explicit_bzero(buf, sizeof(buf));
         return status;
+    }
+
+    /* the environment keeps the key out of the process list */
+    const char *env = getenv(IMAGE_KEY_ENV);
+    if (env && env[0]) {
+        if (image_decode_key("$" IMAGE_KEY_ENV, env, &args->key) < 0)
+            return IMAGE_EXIT_USAGE;
     }
     return IMAGE_EXIT_OK;
 }
@@ -166,16 +146,10 @@ int image_open_device(const struct image_args *args, const char *path,
 {
     char err[BD_ERROR_MAX];
 
-    /* TODO: wrap the file device in the AES-CCM device once it exists.
-     * Until then every command given a key fails here, before the image
-     * is opened. */
-    if (args->key.present) {
-        image_error(path, NULL, "encrypted images are not supported yet");
-        return -1;
-    }
-
     err[0] = '\0';
-    *out = bd_file_open(path, writable, err, sizeof(err));
+    *out = bd_open_image(path, writable,
+                         args->key.present ? args->key.bytes : NULL,
+                         args->key.len, err, sizeof(err));
     if (!*out) {
         image_error(path, NULL, "%s", err[0] ? err : "cannot open image");
         return -1;
@@ -225,10 +199,15 @@ int image_open(const struct image_args *args, int writable,
      * size the image has. */
     uint32_t actual = args->block_size ? image_probe_block_size(img->bd) : 0;
 
+    char why[BD_ERROR_MAX];
+
     if (actual && actual != args->block_size)
         image_error(img->path, NULL, "block size %u does not match the "
                     "image's block size %u", (unsigned)args->block_size,
                     (unsigned)actual);
+    else if (bd_ccm_explain_mount_failure(img->bd, "--key", why,
+                                          sizeof(why)) == 1)
+        image_error(img->path, NULL, "%s", why);
     else
         image_lfs_error(img, NULL, err);
 

@@ -35,6 +35,10 @@ enum image_exit {
 /* AES keys are 16, 24 or 32 bytes. */
 #define IMAGE_KEY_MAX 32
 
+/* Environment variable that can hold the key instead of the command
+ * line, where every user of the host could read it. */
+#define IMAGE_KEY_ENV "SSHFSD_BLOCKKEY"
+
 /* Key for encrypted images, from --key, --blockkey or --key-file. */
 struct image_key {
     int present;
