@@ -62,6 +62,10 @@ struct bd {
     const struct bd_ops *ops;
     uint64_t size;          /* device size in bytes */
     uint32_t sector_size;   /* smallest unit the device writes natively */
+    uint32_t prog_align;    /* 0, or the alignment a prog must start at to
+                               leave earlier bytes intact if it is torn
+                               (a sector rewritten by read-modify-write is
+                               lost whole when its write tears) */
     uint32_t block_size;    /* 0 until bd_set_block_size() */
     uint32_t block_count;   /* size / block_size */
     char error[BD_ERROR_MAX]; /* detail of the last failure, "" if none */

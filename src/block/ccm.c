@@ -636,6 +636,7 @@ struct bd *bd_ccm_new(struct bd *inner, const uint8_t *key, size_t keylen,
     ccm->bd.ops = &ccm_ops;
     ccm->bd.size = inner->size / 2;
     ccm->bd.sector_size = BD_CCM_SECTOR_SIZE;
+    ccm->bd.prog_align = BD_CCM_SECTOR_SIZE;
     ccm->inner = inner;
     return &ccm->bd;
 }

@@ -122,8 +122,14 @@ static int scan_tree(struct scan *s)
     memset(s->seen_pairs, 0, (lfs->block_count + 7) / 8);
     dirs[ndirs++] = lfs->root[0];
     dirs[ndirs++] = lfs->root[1];
-    for (size_t i = 0; i < ndirs && !err; i += 2)
+    for (size_t i = 0; i < ndirs && !err; i += 2) {
         err = scan_chain(s, &dirs[i], false, dirs, &ndirs, cap);
+        /* an unreadable directory must not make the image unusable; its
+         * entries cannot be reached, and lfs_check reports it */
+        if (i > 0 && (err == LFS_ERR_CORRUPT || err == LFS_ERR_AUTH ||
+                      err == LFS_ERR_UNWRITTEN))
+            err = 0;
+    }
     free(dirs);
     return err;
 }
@@ -199,6 +205,8 @@ static bool alloc_find(struct lfs *lfs, uint32_t *block)
 
 int lfs_alloc(struct lfs *lfs, uint32_t *block)
 {
+    if (!lfs->used)
+        return LFS_ERR_ROFS; /* read-only mounts build no bitmap */
     if (alloc_find(lfs, block))
         return 0;
 

@@ -244,6 +244,16 @@ static uint32_t block_used(struct lfs_node *n, uint32_t index)
     return index == last ? boff + 1 : 0;
 }
 
+/* Bytes to write for a block whose first used bytes matter: whole
+ * device sectors, so an encrypted device never reads back (and must
+ * authenticate) the stale sector it would otherwise merge with. */
+static uint32_t prog_len(const struct lfs *lfs, uint32_t used)
+{
+    uint32_t sector = lfs->bd->sector_size ? lfs->bd->sector_size : 1;
+    uint64_t len = ((uint64_t)used + sector - 1) / sector * sector;
+    return len < lfs->block_size ? (uint32_t)len : lfs->block_size;
+}
+
 static void put_header(struct lfs_node *n, uint32_t index, uint8_t *buf)
 {
     uint32_t words = lfs_ctz_header(index) / 4;
@@ -264,7 +274,8 @@ static int node_cache_flush(struct lfs_node *n)
     put_header(n, index, n->cache);
     if (index + 1 > n->flushed_hi)
         n->flushed_hi = index + 1;
-    return lfs_bd_prog(n->lfs, n->blocks[index], 0, n->cache, used);
+    return lfs_bd_prog(n->lfs, n->blocks[index], 0, n->cache,
+                       prog_len(n->lfs, used));
 }
 
 /* Give block index a new physical block (its old one, if any, stays
@@ -575,11 +586,14 @@ static int node_flush_blocks(struct lfs_node *n)
         err = node_move_block(n, j);
         if (err)
             return err;
-        err = lfs_bd_read(lfs, old, 0, lfs->buf, block_used(n, j));
+        uint32_t used = block_used(n, j);
+        err = lfs_bd_read(lfs, old, 0, lfs->buf, used);
         if (err)
             return err;
+        memset(lfs->buf + used, 0, lfs->block_size - used);
         put_header(n, j, lfs->buf);
-        err = lfs_bd_prog(lfs, n->blocks[j], 0, lfs->buf, block_used(n, j));
+        err = lfs_bd_prog(lfs, n->blocks[j], 0, lfs->buf,
+                          prog_len(lfs, used));
         if (err)
             return err;
         if (j + 1 > n->flushed_hi)

@@ -738,6 +738,13 @@ static int lfs_set_geometry(struct lfs *lfs, uint32_t block_size)
     }
     lfs->block_size = block_size;
     lfs->block_count = lfs->bd->block_count;
+    /* appending into a sector that an encrypted device rewrites whole
+     * would put committed data at risk when the write tears: start every
+     * commit on a fresh sector there */
+    lfs->prog_align = 16;
+    if (lfs->bd->prog_align > lfs->prog_align)
+        lfs->prog_align = lfs->bd->prog_align < block_size
+                              ? lfs->bd->prog_align : block_size;
     free(lfs->buf);
     free(lfs->buf2);
     lfs->buf = malloc(block_size);
@@ -949,9 +956,13 @@ int lfs_mount(struct lfs **out, struct bd *bd,
     err = mount_walk(lfs);
     if (err)
         goto fail;
-    err = lfs_alloc_init(lfs);
-    if (err)
-        goto fail;
+    /* read-only mounts never allocate, so they skip the full walk and
+     * stay usable on images with damaged directories */
+    if (!lfs->read_only) {
+        err = lfs_alloc_init(lfs);
+        if (err)
+            goto fail;
+    }
     lfs->consistent = !lfs_gstate_hasmove(&lfs->gdisk) &&
                       !lfs_gstate_orphans(&lfs->gdisk) &&
                       !(lfs->gdisk.tag & 0x80000000u);

@@ -187,6 +187,7 @@ struct lfs {
     uint32_t file_max;
     uint32_t attr_max;
     uint32_t inline_max;
+    uint32_t prog_align;       /* commits are padded to this */
     bool read_only;
     bool stamp_mtime;
     uint32_t root[2];

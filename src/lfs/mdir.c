@@ -9,7 +9,8 @@
 #include "lfs/lfs_internal.h"
 
 /* Commits are padded to this alignment, as a flash program unit would
- * require; 16 matches what the reference images use. */
+ * require; 16 matches what the reference images use.  Devices whose torn
+ * writes damage a whole sector ask for more (lfs->prog_align). */
 #define LFS_PROG_ALIGN 16u
 
 /* Room a compacted pair needs besides its entries: tail (12), gstate
@@ -579,8 +580,8 @@ static int commit_crc(struct lfs *lfs, struct commit *c)
 {
     bool fcrc = lfs->disk_version >= LFS_DISK_VERSION_2_1;
     uint32_t need = c->off + 8 + (fcrc ? 12u : 0u);
-    uint32_t noff = (need + LFS_PROG_ALIGN - 1) / LFS_PROG_ALIGN *
-                    LFS_PROG_ALIGN;
+    uint32_t align = lfs->prog_align;
+    uint32_t noff = (need + align - 1) / align * align;
 
     if (noff > c->end)
         noff = c->end;
@@ -588,7 +589,7 @@ static int commit_crc(struct lfs *lfs, struct commit *c)
         /* no room for a following commit to check: skip the FCRC */
         fcrc = false;
         need = c->off + 8;
-        noff = (need + LFS_PROG_ALIGN - 1) / LFS_PROG_ALIGN * LFS_PROG_ALIGN;
+        noff = (need + align - 1) / align * align;
         if (noff > c->end)
             noff = c->end;
     }
@@ -716,15 +717,18 @@ int lfs_mdir_write_compact(struct lfs *lfs, struct lfs_mdir *m,
     err = lfs_bd_barrier(lfs, block);
     if (err)
         return err;
-    if (c.off < lfs->block_size) {
-        err = lfs_bd_prog(lfs, block, c.off, c.buf + c.off,
-                          lfs->block_size - c.off);
+    /* split where commits are aligned, so an encrypted device never has
+     * to read back (and authenticate) a sector of the old contents */
+    uint32_t head = c.off / lfs->prog_align * lfs->prog_align;
+    if (head < lfs->block_size) {
+        err = lfs_bd_prog(lfs, block, head, c.buf + head,
+                          lfs->block_size - head);
         if (!err && lfs->block_size > 4096)
             err = lfs_bd_sync(lfs);
         if (err)
             return err;
     }
-    err = lfs_bd_prog(lfs, block, 0, c.buf, c.off);
+    err = head ? lfs_bd_prog(lfs, block, 0, c.buf, head) : 0;
     if (err)
         return err;
     if (dst) {
@@ -787,7 +791,7 @@ static bool append_fits(struct lfs *lfs, const struct lfs_mdir *m,
 
     for (int i = 0; i < ops->count; i++)
         size += LFS_TAG_DSIZE(ops->ops[i].tag);
-    size += 8 + 12 + LFS_PROG_ALIGN;
+    size += 8 + 12 + lfs->prog_align;
     /* keep the reference's habit of leaving room at the end of a block */
     return size <= lfs->block_size;
 }
@@ -895,10 +899,10 @@ static int mdir_compact(struct lfs *lfs, struct lfs_mdir *m,
     /* greedy chunks of at most half a block, at least one entry each */
     uint16_t begin = 0;
     while (begin < m->count) {
+        /* a chunk too large for a block is reported by the write itself,
+         * which knows the exact overhead */
         uint16_t end = begin + 1;
         uint32_t size = compact_size(m, begin, end);
-        if (size > lfs->block_size)
-            return LFS_ERR_NOSPC;
         while (end < m->count && end - begin < LFS_MDIR_MAX_IDS &&
                size + entry_size(&m->entries[end]) <= half) {
             size += entry_size(&m->entries[end]);
