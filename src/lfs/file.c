@@ -781,9 +781,11 @@ int lfs_file_open(struct lfs *lfs, struct lfs_file **out, const char *path,
 
     if (mode == 0)
         return LFS_ERR_INVAL;
-    if (writing || (flags & (LFS_O_CREAT | LFS_O_TRUNC))) {
-        if (!writing)
-            return LFS_ERR_INVAL;
+    /* as with open(2), O_CREAT may come with read-only access; truncating
+     * needs write access */
+    if ((flags & LFS_O_TRUNC) && !writing)
+        return LFS_ERR_INVAL;
+    if (writing || (flags & LFS_O_CREAT)) {
         err = lfs_begin_change(lfs);
         if (err)
             return err;

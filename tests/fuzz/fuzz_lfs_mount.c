@@ -1,11 +1,11 @@
 /*
- * libFuzzer target: the input is a disk image.  It is padded with 0xff
- * (erased bytes) to a multiple of 512 bytes, at most 128 KiB, and mounted
- * with the block size read from the superblock, with 512, and with one
- * more size picked by the first byte; each mount is walked (readdir,
- * stat, every file read to the end, attributes), checked with lfs_check
- * and unmounted.  Any crash, hang or sanitizer report is a bug; errors
- * are the expected answer to most inputs.
+ * libFuzzer target: the input is a disk image of at most 128 KiB, padded
+ * with 0xff (erased bytes) to a multiple of 512 bytes.  It is mounted
+ * read-only with the block size read from the superblock, with 512, and
+ * with one more size picked by the first byte.  Each mount is walked
+ * (readdir, stat, every file read to the end, an attribute), checked with
+ * lfs_check and unmounted.  Any crash, hang or sanitizer report is a bug,
+ * while errors are the expected result for most inputs.
  *
  * Seeds: tests/fuzz/seeds/fuzz_lfs_mount/ (the small fixture images).
  */

@@ -1,8 +1,8 @@
 /*
- * Test helpers shared by the littlefs engine tests: an in-memory picture
- * of a file tree (paths, types, contents, user attributes), a walker that
- * takes that picture of a mounted image through the public API, and a
- * comparison that names the first difference.
+ * Test helpers shared by the littlefs engine tests.  struct tree is an
+ * in-memory picture of a file tree (paths, types, contents, user
+ * attributes).  tree_snapshot takes that picture of a mounted image
+ * through the public API, and tree_compare names the first difference.
  *
  * The same struct tree serves as the expected tree (built by hand or by a
  * model) and as the tree read back from the engine.  Everything here is
@@ -25,9 +25,9 @@
 #define TREE_MAX_NODES 200000
 #define TREE_PATH_MAX 4096
 
-/* tree_snapshot's result when the engine answered but the answers do not
- * agree with each other (stat differs from readdir, a name is listed twice,
- * a file reads back shorter than its size).  Engine errors are negative. */
+/* tree_snapshot's result when every call succeeded but the results
+ * disagree (stat differs from readdir, a name is listed twice, a file
+ * reads back shorter than its size).  Engine errors are negative. */
 #define TREE_INCONSISTENT 1
 
 struct tree_attr {
@@ -52,7 +52,7 @@ struct tree {
     char error[512];        /* why the last snapshot or comparison failed */
 };
 
-/* Which attribute types tree_snapshot asks for on every entry. */
+/* The attribute types tree_snapshot requests on every entry. */
 struct tree_probe {
     const uint8_t *types;
     size_t count;
@@ -294,8 +294,8 @@ static inline int tree_read_contents(struct lfs *lfs, struct tree *t,
         return err;
     }
 
-    /* Ask for one byte more than the size, so a file that reads back
-     * longer than it says is caught too. */
+    /* Request one byte more than the size, so that a file that reads back
+     * longer than its stat size is caught too. */
     do {
         size_t want = n->size + 1 - total;
 
@@ -477,8 +477,9 @@ static inline int tree_walk_dir(struct lfs *lfs, struct tree *t,
 
 /*
  * Read the whole tree of a mounted image into out (sorted by path).
- * Returns 0, a negative engine error, or TREE_INCONSISTENT; out->error
- * says what failed.  out is filled as far as the walk got either way.
+ * Returns 0, a negative engine error, or TREE_INCONSISTENT, and then
+ * out->error describes the failure.  out is filled as far as the walk
+ * got either way.
  */
 static inline int tree_snapshot(struct lfs *lfs,
                                 const struct tree_probe *probe,

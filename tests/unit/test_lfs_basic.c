@@ -247,7 +247,7 @@ static void strerror_names_every_error(void **state)
         LFS_ERR_NOTDIR, LFS_ERR_ISDIR, LFS_ERR_NOTEMPTY, LFS_ERR_BADF,
         LFS_ERR_FBIG, LFS_ERR_INVAL, LFS_ERR_NOSPC, LFS_ERR_NOMEM,
         LFS_ERR_NOATTR, LFS_ERR_NAMETOOLONG, LFS_ERR_ROFS, LFS_ERR_NOTLFS,
-        LFS_ERR_VERSION, LFS_ERR_AUTH, LFS_ERR_GEOMETRY,
+        LFS_ERR_VERSION, LFS_ERR_AUTH, LFS_ERR_GEOMETRY, LFS_ERR_UNWRITTEN,
     };
     const char *unknown = lfs_strerror(-77777);
 
@@ -682,6 +682,101 @@ static void file_stat_reports_handle_state(void **state)
     assert_int_equal(info.size, 8);
     assert_string_equal(info.name, "f");
     assert_int_equal(lfs_file_close(file), 0);
+    fs_free(&fs);
+}
+
+static void discard_drops_unsynced_changes(void **state)
+{
+    struct fs fs;
+    struct lfs_file *file;
+    uint8_t big[3000];
+
+    (void)state;
+    memset(big, 'B', sizeof(big));
+    fs_new(&fs);
+    file = open_ok(&fs, "/f", LFS_O_RDWR | LFS_O_CREAT);
+    assert_int_equal(lfs_file_write(file, "synced", 6), 6);
+    assert_int_equal(lfs_file_sync(file), 0);
+    assert_int_equal(lfs_file_write(file, big, sizeof(big)), 3000);
+    assert_int_equal(lfs_file_truncate(file, 2), 0);
+    lfs_file_discard(file);
+    expect_file(&fs, "/f", "synced", 6);
+
+    /* A file created by open exists, empty, even when discarded. */
+    file = open_ok(&fs, "/g", LFS_O_WRONLY | LFS_O_CREAT);
+    assert_int_equal(lfs_file_write(file, big, sizeof(big)), 3000);
+    lfs_file_discard(file);
+    expect_file(&fs, "/g", "", 0);
+
+    /* Truncation at open is undone as well. */
+    file = open_ok(&fs, "/f", LFS_O_WRONLY | LFS_O_TRUNC);
+    lfs_file_discard(file);
+    expect_file(&fs, "/f", "synced", 6);
+
+    fs_remount(&fs);
+    expect_file(&fs, "/f", "synced", 6);
+    expect_file(&fs, "/g", "", 0);
+    assert_int_equal(lfs_check(fs.lfs, NULL, NULL), 0);
+
+    /* Blocks of dropped data are free again after a remount. */
+    assert_int_equal(lfs_fs_size(fs.lfs), 2);
+    fs_free(&fs);
+}
+
+static void discard_keeps_changes_of_other_handle(void **state)
+{
+    struct fs fs;
+    struct lfs_file *a;
+    struct lfs_file *b;
+
+    (void)state;
+    fs_new(&fs);
+    write_file(&fs, "/f", "old", 3);
+    a = open_ok(&fs, "/f", LFS_O_RDWR);
+    b = open_ok(&fs, "/f", LFS_O_RDWR);
+    assert_int_equal(lfs_file_write(a, "new", 3), 3);
+    lfs_file_discard(a);
+    expect_file(&fs, "/f", "new", 3);
+    assert_int_equal(lfs_file_close(b), 0);
+    fs_remount(&fs);
+    expect_file(&fs, "/f", "new", 3);
+    fs_free(&fs);
+}
+
+static void unmount_writes_back_open_handles(void **state)
+{
+    struct fs fs;
+    struct lfs_file *file;
+    struct lfs_dir *dir = NULL;
+    uint8_t data[2000];
+
+    (void)state;
+    memset(data, 'u', sizeof(data));
+    fs_new(&fs);
+    file = open_ok(&fs, "/open", LFS_O_WRONLY | LFS_O_CREAT);
+    assert_int_equal(lfs_file_write(file, data, sizeof(data)), 2000);
+    assert_int_equal(lfs_dir_open(fs.lfs, &dir, "/"), 0);
+
+    /* Both handles are freed by the unmount (the sanitizer build would
+     * report a leak otherwise). */
+    fs_remount(&fs);
+    expect_file(&fs, "/open", data, sizeof(data));
+    fs_free(&fs);
+}
+
+static void open_rejects_invalid_flags(void **state)
+{
+    struct fs fs;
+    struct lfs_file *file = NULL;
+
+    (void)state;
+    fs_new(&fs);
+    write_file(&fs, "/f", "x", 1);
+    assert_int_equal(lfs_file_open(fs.lfs, &file, "/f", 0), LFS_ERR_INVAL);
+    assert_int_equal(lfs_file_open(fs.lfs, &file, "/f",
+                                   LFS_O_RDONLY | LFS_O_TRUNC),
+                     LFS_ERR_INVAL);
+    expect_file(&fs, "/f", "x", 1);
     fs_free(&fs);
 }
 
@@ -1370,6 +1465,36 @@ static void full_image_keeps_open_file_readable(void **state)
     fs_free(&fs);
 }
 
+/* With 128-byte blocks, an entry with four small attributes still fits a
+ * metadata block, inline data or not: an almost empty image must not
+ * report NOSPC when such a file is rewritten short enough to be inline. */
+static void small_blocks_fit_entry_with_attributes(void **state)
+{
+    struct fs fs;
+    uint8_t data[300];
+    uint8_t buf[8];
+
+    (void)state;
+    memset(data, 's', sizeof(data));
+    fs_new_with(&fs, 128, 2048, 0, 0);
+    assert_int_equal(lfs_mkdir(fs.lfs, "/c"), 0);
+    write_file(&fs, "/c/dd", data, 295);
+    for (uint8_t type = 1; type <= 4; type++)
+        assert_int_equal(lfs_setattr(fs.lfs, "/c/dd", type, "123456", 6), 0);
+    write_file(&fs, "/c/g", data, 237);
+    write_file(&fs, "/c/dd", data, 16);
+
+    fs_remount(&fs);
+    expect_file(&fs, "/c/dd", data, 16);
+    expect_file(&fs, "/c/g", data, 237);
+    for (uint8_t type = 1; type <= 4; type++) {
+        assert_int_equal(lfs_getattr(fs.lfs, "/c/dd", type, buf, sizeof(buf)),
+                         6);
+        assert_memory_equal(buf, "123456", 6);
+    }
+    fs_free(&fs);
+}
+
 /* ---- Device failures ---- */
 
 /* Every call that writes past a failed device write reports LFS_ERR_IO,
@@ -1633,6 +1758,10 @@ int main(void)
         cmocka_unit_test(truncate_inline_file_grows_zeros),
         cmocka_unit_test(two_handles_stay_coherent),
         cmocka_unit_test(file_stat_reports_handle_state),
+        cmocka_unit_test(discard_drops_unsynced_changes),
+        cmocka_unit_test(discard_keeps_changes_of_other_handle),
+        cmocka_unit_test(unmount_writes_back_open_handles),
+        cmocka_unit_test(open_rejects_invalid_flags),
         cmocka_unit_test(stat_reports_type_and_size),
         cmocka_unit_test(mkdir_reports_errors),
         cmocka_unit_test(remove_reports_errors),
@@ -1657,6 +1786,7 @@ int main(void)
         cmocka_unit_test(read_only_mount_rejects_changes),
         cmocka_unit_test(full_image_reports_nospc_and_recovers),
         cmocka_unit_test(full_image_keeps_open_file_readable),
+        cmocka_unit_test(small_blocks_fit_entry_with_attributes),
         cmocka_unit_test(device_failure_is_io_error),
         cmocka_unit_test(many_files_in_one_directory),
         cmocka_unit_test(large_file_block_128),

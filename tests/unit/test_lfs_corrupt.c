@@ -1,7 +1,7 @@
 /*
- * Corrupt images: the engine must answer every call on a damaged image
- * with an error or with data, and never crash, hang or read outside its
- * buffers (the sanitizer build catches the last).  An alarm() watchdog
+ * Corrupt images: every call on a damaged image must return an error or
+ * data, and never crash, hang or read outside its buffers (the sanitizer
+ * build catches the last).  An alarm() watchdog
  * turns a hang into a failure that names the case.
  *
  * The damage: every byte of every metadata block flipped in turn (a
@@ -202,7 +202,7 @@ static void scan_block(const uint8_t *blk, uint32_t block, uint32_t size,
     scan->ntags = first_pending;
 }
 
-/* Recompute the CRC of the commit that holds ref. */
+/* Recompute the CRC of the commit that contains ref. */
 static void seal_commit(uint8_t *blk, const struct tag_ref *ref)
 {
     uint32_t crc = crc32_lfs(0xffffffffu, blk + ref->commit_start,
@@ -265,7 +265,7 @@ struct image {
     uint32_t block_count;
     size_t size;
     uint8_t *data;
-    uint8_t *is_meta;    /* per block: holds at least one valid commit */
+    uint8_t *is_meta;    /* per block: contains a valid commit */
     uint8_t *is_used;    /* per block: not erased */
 };
 
@@ -430,8 +430,9 @@ static void exercise_mounted(struct lfs *lfs, int writable)
     }
 }
 
-/* Mount a copy of data with the block size read from the superblock and
- * with the right one given, and walk it; writes too when writable. */
+/* Mount a copy of data twice, with the block size read from the
+ * superblock and with the right one given, and walk it.  When writable,
+ * try changes as well. */
 static void exercise(const struct image *img, const uint8_t *data,
                      size_t size, int writable)
 {
@@ -958,6 +959,261 @@ static void superblock_version_and_geometry_checked(void **state)
     print_outcome(__func__);
 }
 
+/* ---- Damage that lfs_check must report ---- */
+
+/* Rewrite the data of every tag of one type (all versions in every log,
+ * so the newest is changed too), sealing each commit again. */
+static void patch_all(const struct image *img, uint8_t *data, uint32_t type,
+                      patch_fn fn, uint32_t arg)
+{
+    struct log_scan all;
+    size_t patched = 0;
+
+    scan_image(img, data, &all);
+    for (size_t i = 0; i < all.ntags; i++) {
+        const struct tag_ref *ref = &all.tags[i];
+        uint8_t *blk = block_of(data, img, ref->block);
+
+        if (TAG_TYPE(ref->tag) != type || TAG_SIZE(ref->tag) == 0x3ff)
+            continue;
+        fn(blk + ref->off + 4, TAG_SIZE(ref->tag), arg, img);
+        seal_commit(blk, ref);
+        patched++;
+    }
+    free(all.tags);
+    assert_true(patched > 0);
+}
+
+/* An image with one directory /d holding one file of several blocks. */
+static void make_small_image(struct image *img)
+{
+    struct lfs_format_options fmt = { .block_size = 512 };
+    struct lfs_mount_options opts = { .no_mtime = 1 };
+    struct bd *bd = bd_mem_new(512 * 64);
+    struct lfs *lfs = NULL;
+
+    assert_non_null(bd);
+    assert_int_equal(lfs_format(bd, &fmt), 0);
+    assert_int_equal(lfs_mount(&lfs, bd, &opts), 0);
+    assert_int_equal(lfs_mkdir(lfs, "/d"), 0);
+    write_or_fail(lfs, "/d/f", 3000, 'f');
+    assert_int_equal(lfs_unmount(lfs), 0);
+
+    img->block_size = 512;
+    img->block_count = 64;
+    img->size = bd->size;
+    img->data = tree_xmalloc(img->size);
+    memcpy(img->data, bd_mem_data(bd), img->size);
+    bd_close(bd);
+    classify_blocks(img);
+}
+
+/* Mount a patched copy read-only; the caller checks and unmounts.  The
+ * damage is confined to one entry, so the mount must succeed: the rest
+ * of the image stays readable and lfs_check can report the damage.  On
+ * failure everything is freed before the test fails. */
+static struct lfs *mount_patched(struct image *img, uint8_t *data,
+                                 struct bd **bd, const char *what)
+{
+    struct lfs_mount_options opts = { .read_only = 1 };
+    struct lfs *lfs = NULL;
+    int err;
+
+    *bd = bd_mem_new(img->size);
+    assert_non_null(*bd);
+    memcpy(bd_mem_data(*bd), data, img->size);
+    err = lfs_mount(&lfs, *bd, &opts);
+    if (err != 0) {
+        alarm(0);
+        bd_close(*bd);
+        free(data);
+        free_image(img);
+        fail_msg("%s: read-only mount failed with %d (%s), expected 0",
+                 what, err, lfs_strerror(err));
+    }
+    return lfs;
+}
+
+static void count_report(void *ctx, const char *line)
+{
+    (void)line;
+    (*(int *)ctx)++;
+}
+
+static void expect_check_finds(struct lfs *lfs, const char *what)
+{
+    int lines = 0;
+    int result = lfs_check(lfs, count_report, &lines);
+
+    if (result != 1)
+        fail_msg("%s: lfs_check returned %d, expected 1 (problems found)",
+                 what, result);
+    if (lines == 0)
+        fail_msg("%s: lfs_check found problems but reported no line", what);
+}
+
+static void check_reports_directory_out_of_range(void **state)
+{
+    struct image img;
+    uint8_t *copy;
+    struct bd *bd;
+    struct lfs *lfs;
+    struct lfs_dir *dir = NULL;
+    struct lfs_info info;
+
+    (void)state;
+    make_small_image(&img);
+    copy = tree_xmalloc(img.size);
+    memcpy(copy, img.data, img.size);
+    patch_all(&img, copy, TAG_DIRSTRUCT, set_pair, 2);
+    set_case("directory pair out of range");
+    lfs = mount_patched(&img, copy, &bd, "directory pair out of range");
+
+    assert_int_equal(lfs_stat(lfs, "/d", &info), 0);
+    assert_int_equal(info.type, LFS_TYPE_DIR);
+    assert_int_equal(lfs_dir_open(lfs, &dir, "/d"), LFS_ERR_CORRUPT);
+    assert_int_equal(lfs_stat(lfs, "/d/f", &info), LFS_ERR_CORRUPT);
+    expect_check_finds(lfs, "directory pair out of range");
+    assert_int_equal(lfs_unmount(lfs), 0);
+    alarm(0);
+    bd_close(bd);
+    free(copy);
+    free_image(&img);
+}
+
+static void check_reports_file_head_out_of_range(void **state)
+{
+    struct image img;
+    uint8_t *copy;
+    struct bd *bd;
+    struct lfs *lfs;
+    struct lfs_file *file = NULL;
+    uint8_t buf[64];
+    int err;
+
+    (void)state;
+    make_small_image(&img);
+    copy = tree_xmalloc(img.size);
+    memcpy(copy, img.data, img.size);
+    patch_all(&img, copy, TAG_CTZSTRUCT, set_ctz, 1);
+    set_case("file head out of range");
+    lfs = mount_patched(&img, copy, &bd, "file head out of range");
+
+    /* The damage shows at open or at the first read. */
+    err = lfs_file_open(lfs, &file, "/d/f", LFS_O_RDONLY);
+    if (err == 0) {
+        assert_int_equal(lfs_file_read(file, buf, sizeof(buf)),
+                         LFS_ERR_CORRUPT);
+        assert_int_equal(lfs_file_close(file), 0);
+    } else {
+        assert_int_equal(err, LFS_ERR_CORRUPT);
+    }
+    expect_check_finds(lfs, "file head out of range");
+    assert_int_equal(lfs_unmount(lfs), 0);
+    alarm(0);
+    bd_close(bd);
+    free(copy);
+    free_image(&img);
+}
+
+static void check_reports_file_too_large(void **state)
+{
+    struct image img;
+    uint8_t *copy;
+    struct bd *bd;
+    struct lfs *lfs;
+    struct lfs_file *file = NULL;
+    struct lfs_info info;
+    uint32_t nheads = 6;
+
+    (void)state;
+    make_small_image(&img);
+    copy = tree_xmalloc(img.size);
+    memcpy(copy, img.data, img.size);
+    /* Size 0x80000000: past the largest file the format allows. */
+    patch_all(&img, copy, TAG_CTZSTRUCT, set_ctz, nheads + 3);
+    set_case("file size past file_max");
+    lfs = mount_patched(&img, copy, &bd, "file size past file_max");
+
+    assert_int_equal(lfs_file_open(lfs, &file, "/d/f", LFS_O_RDONLY),
+                     LFS_ERR_CORRUPT);
+    assert_int_equal(lfs_stat(lfs, "/d", &info), 0);
+    expect_check_finds(lfs, "file size past file_max");
+    assert_int_equal(lfs_unmount(lfs), 0);
+    alarm(0);
+    bd_close(bd);
+    free(copy);
+    free_image(&img);
+}
+
+/* A file whose size needs more blocks than the image has. */
+static void check_reports_file_longer_than_image(void **state)
+{
+    struct image img;
+    uint8_t *copy;
+    struct bd *bd;
+    struct lfs *lfs;
+
+    (void)state;
+    make_small_image(&img);
+    copy = tree_xmalloc(img.size);
+    memcpy(copy, img.data, img.size);
+    patch_all(&img, copy, TAG_CTZSTRUCT, set_ctz, 6 + 5);
+    set_case("file longer than the image");
+    lfs = mount_patched(&img, copy, &bd, "file longer than the image");
+    expect_check_finds(lfs, "file longer than the image");
+    assert_int_equal(lfs_unmount(lfs), 0);
+    alarm(0);
+    bd_close(bd);
+    free(copy);
+    free_image(&img);
+}
+
+/* The split directory's hard tails all point back at the root pair. */
+static void check_reports_tail_cycle(void **state)
+{
+    struct image img;
+    uint8_t *copy;
+    struct bd *bd;
+    struct lfs_mount_options opts = { .read_only = 1 };
+    struct lfs *lfs = NULL;
+    struct lfs_dir *dir = NULL;
+    struct lfs_info info;
+    int got;
+    int listed = 0;
+    int err;
+
+    (void)state;
+    make_image(&img, 512, 96, 30);
+    copy = tree_xmalloc(img.size);
+    memcpy(copy, img.data, img.size);
+    patch_all(&img, copy, TAG_HARDTAIL, set_pair, 0);
+    set_case("hard tails point at the root");
+
+    bd = bd_mem_new(img.size);
+    assert_non_null(bd);
+    memcpy(bd_mem_data(bd), copy, img.size);
+    err = lfs_mount(&lfs, bd, &opts);
+    if (err == 0) {
+        /* Reading /c must end, with an error or after finitely many
+         * entries. */
+        if (lfs_dir_open(lfs, &dir, "/c") == 0) {
+            while ((got = lfs_dir_read(dir, &info)) == 1 && listed < 100000)
+                listed++;
+            assert_true(got <= 0);
+            assert_int_equal(lfs_dir_close(dir), 0);
+        }
+        expect_check_finds(lfs, "tail cycle");
+        assert_int_equal(lfs_unmount(lfs), 0);
+    } else {
+        assert_int_equal(err, LFS_ERR_CORRUPT);
+    }
+    alarm(0);
+    bd_close(bd);
+    free(copy);
+    free_image(&img);
+}
+
 /* Commits no writer makes, appended (with a correct CRC) to the newest
  * log of every metadata block. */
 static void crafted_commits_are_rejected_safely(void **state)
@@ -1085,6 +1341,11 @@ int main(void)
         cmocka_unit_test(file_heads_and_sizes_absurd),
         cmocka_unit_test(superblock_fields_absurd),
         cmocka_unit_test(superblock_version_and_geometry_checked),
+        cmocka_unit_test(check_reports_directory_out_of_range),
+        cmocka_unit_test(check_reports_file_head_out_of_range),
+        cmocka_unit_test(check_reports_file_too_large),
+        cmocka_unit_test(check_reports_file_longer_than_image),
+        cmocka_unit_test(check_reports_tail_cycle),
         cmocka_unit_test(crafted_commits_are_rejected_safely),
         cmocka_unit_test(tag_length_past_block_end),
     };

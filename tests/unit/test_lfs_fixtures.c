@@ -1,8 +1,8 @@
 /*
  * The littlefs engine against images written by the reference littlefs
- * (v2.11.2, disk versions 2.0 and 2.1): every image must mount and read
- * back exactly as its manifest lists, and must stay readable, and keep its
- * disk version, after this engine changes it.
+ * (v2.11.2, disk versions 2.0 and 2.1).  Every image must mount and read
+ * back exactly as its manifest lists.  After this engine changes it, it
+ * must stay readable and keep its disk version.
  *
  * The images and manifests live in $FIXTURES_DIR/littlefs (default
  * tests/fixtures, relative to the repository root where tests run).
@@ -265,9 +265,9 @@ static const uint8_t *all_attr_types(void)
     return types;
 }
 
-/* Every attribute type on the small images; on big-4096, whose 500 entries
- * make 256 lookups each slow under sanitizers, the types this project
- * uses plus both ends of the range. */
+/* Every attribute type on the small images.  big-4096 has 500 entries,
+ * so 256 lookups each would be slow under sanitizers: there the probe is
+ * the types this project uses plus both ends of the range. */
 static struct tree_probe probe_for(const char *name)
 {
     static const uint8_t few[] = {
@@ -836,7 +836,7 @@ static void write_stamps_mtime(void **state)
         assert_true(ts.tv_sec >= before);
         assert_true(ts.tv_sec <= after);
 
-        /* Files nobody wrote keep what they had. */
+        /* Files that were not written keep their attributes. */
         assert_int_equal(lfs_getattr(lfs, "/plain.txt", LFS_ATTR_MTIME, raw,
                                      sizeof(raw)), LFS_ERR_NOATTR);
         assert_int_equal(lfs_getattr(lfs, "/stamped.txt", LFS_ATTR_MTIME, raw,

@@ -2,15 +2,15 @@
  * Model-checked random workloads for the littlefs engine.
  *
  * A seeded generator picks operations (create, open, write at any offset,
- * truncate, sync, close, mkdir, remove, rename, attributes).  Each one is
- * applied to the engine on an in-memory device and to a model of the tree
- * kept in plain memory; the result codes must match, and after every
- * operation the whole visible tree (readdir, stat, contents, attributes,
- * open handles) must equal the model.  Every few dozen operations the
+ * truncate, sync, close, discard, mkdir, remove, rename, attributes).
+ * Each one is applied to the engine on an in-memory device and to a model
+ * of the tree kept in plain memory, and the result codes must match.
+ * After every operation the whole visible tree (readdir, stat, contents,
+ * attributes, open handles) must equal the model.  Every few dozen operations the
  * image is unmounted and mounted again and compared once more.
  *
  * LFS_MODEL_SEED=N runs only seed N (for every block size);
- * LFS_MODEL_ITERATIONS=N sets the operations per seed (default 3000).
+ * LFS_MODEL_ITERATIONS=N sets the operations per seed (default 2500).
  * A failure prints the seed, the block size and the last operations;
  * LFS_MODEL_TRACE=1 prints every operation as it runs.
  */
@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -33,8 +34,8 @@
 #define MAX_DEPTH 3
 #define REMOUNT_EVERY 40
 #define LOG_LINES 24
-#define SEEDS_PER_SIZE 5
-#define DEFAULT_ITERATIONS 3000
+#define SEEDS_PER_SIZE 3
+#define DEFAULT_ITERATIONS 2500
 
 static const char *const name_pool[] = {
     "a", "b", "c", "dd", "e", "f.txt", "g", "h1", "i", "jj", "k", "l.bin",
@@ -44,8 +45,8 @@ static const char *const name_pool[] = {
 static const uint8_t attr_types[] = { 0x01, 0x42, 0x99, 0xfe };
 #define ATTR_TYPES (sizeof(attr_types) / sizeof(attr_types[0]))
 
-/* An open handle as the model sees it.  path names the file in the model
- * tree, or in the orphan tree once the file was removed while open. */
+/* An open handle in the model.  path names the file in the model tree,
+ * or in the orphan tree once the file was removed while open. */
 struct model_handle {
     struct lfs_file *file;
     char path[TREE_PATH_MAX];
@@ -113,9 +114,9 @@ static void run_fail(struct run *r, const char *fmt, ...)
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
 
-    print_error("model check failed: LFS_MODEL_SEED=%llu block size %u, "
-                "op %d\n", (unsigned long long)r->seed, r->geo->block_size,
-                r->op);
+    print_error("model check failed: LFS_MODEL_SEED=%llu block size %u "
+                "(disk version 2.%d), op %d\n", (unsigned long long)r->seed,
+                r->geo->block_size, (int)(r->seed % 2), r->op);
     print_error("last operations:\n");
     for (int i = r->op - LOG_LINES + 1; i <= r->op; i++) {
         if (i >= 0)
@@ -509,8 +510,8 @@ static void pick_attr_value(struct run *r, uint8_t *buf, size_t *size)
     test_rand_fill(&r->rng, buf, *size);
 }
 
-/* ---- Operations: each computes the model's answer, runs the engine and
- * compares, and changes the model when the model says it succeeds ---- */
+/* ---- Operations: each computes the model's result, runs the engine,
+ * compares the two, and changes the model when the operation succeeds ---- */
 
 static void op_mkdir(struct run *r)
 {
@@ -1002,10 +1003,10 @@ static struct model_handle *other_handle(struct run *r,
     return NULL;
 }
 
-/* Close (or, with discard, drop) a handle.  Unsynced changes live in the
- * file as long as any handle is open on it; when the last handle goes
- * without a writer having synced them (a discard, or a read-only handle
- * that outlived a discarded writer), the file is back to its last sync. */
+/* Close (or, with discard, drop) a handle.  Unsynced changes stay in the
+ * file as long as any handle is open on it.  When the last handle goes
+ * and no writer synced them (a discard, or a read-only handle that
+ * outlived a discarded writer), the file returns to its last sync. */
 static void close_handle(struct run *r, int index, int discard)
 {
     struct model_handle *h = &r->handles[index];
@@ -1143,8 +1144,14 @@ static void run_one_op(struct run *r)
 static void run_workload(const struct geometry *geo, uint64_t seed,
                          int iterations)
 {
-    struct lfs_format_options fmt = { .block_size = geo->block_size };
+    /* Odd seeds write disk version 2.1 (commits with FCRC tags). */
+    struct lfs_format_options fmt = {
+        .block_size = geo->block_size,
+        .disk_version = seed % 2 ? LFS_DISK_VERSION_2_1
+                                 : LFS_DISK_VERSION_2_0,
+    };
     struct run *r = calloc(1, sizeof(*r));
+    clock_t started = clock();
     int err;
 
     assert_non_null(r);
@@ -1175,9 +1182,10 @@ static void run_workload(const struct geometry *geo, uint64_t seed,
     }
     remount(r);
     print_message("seed %llu, block size %u: %d of %d operations ran, at "
-                  "most %zu entries and %zu bytes\n",
+                  "most %zu entries and %zu bytes, %.1f s\n",
                   (unsigned long long)seed, geo->block_size, r->ran,
-                  iterations, r->most_entries, r->most_bytes);
+                  iterations, r->most_entries, r->most_bytes,
+                  (double)(clock() - started) / CLOCKS_PER_SEC);
 
     expect_code(r, "unmount", lfs_unmount(r->lfs), 0);
     bd_close(r->bd);

@@ -2,17 +2,18 @@
  * Power loss at every write: a fixed workload of about 200 steps runs on a
  * fault-injecting device that cuts the power at its k-th prog or erase,
  * for every k the workload reaches.  After each cut the image is mounted
- * afresh on the memory device below, must pass lfs_check, and must show
- * the tree as it was before the interrupted step, after it, or at one of
- * the step's own sync points; so everything synced before the cut is
- * intact.  The image must then still take writes.
+ * afresh on the memory device below and must pass lfs_check.  Its tree
+ * must be the one before the interrupted step, after it, or at one of the
+ * step's own sync points, so everything synced before the cut is intact.
+ * The image must then still take writes.
  *
  * Each step is one user-level operation (write a file and close it,
  * rename, mkdir, ...).  The run is repeated with torn progs, where the
  * cut prog writes its first half, and for three block sizes.
  *
  * LFS_POWERLOSS_CUT=k runs only cut k; LFS_POWERLOSS_TRACE=1 prints every
- * prog, erase and sync the engine makes (the uncut run is traced too).
+ * prog, erase and sync the engine makes (the uncut run is traced too);
+ * LFS_POWERLOSS_SEED=n plans a different workload.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@ struct config {
     size_t budget;
     uint32_t max_length;
     uint32_t max_attr;
+    uint32_t disk_version;
 };
 
 static const struct config *cfg;
@@ -411,7 +413,9 @@ static void reset_mids(int index)
  * until one fits (the tree may lack files, or be full). */
 static void plan_workload(void)
 {
-    uint64_t rng = WORKLOAD_SEED;
+    const char *seed = getenv("LFS_POWERLOSS_SEED");
+    uint64_t rng = seed != NULL && seed[0] != '\0'
+                   ? strtoull(seed, NULL, 0) : WORKLOAD_SEED;
 
     tree_init(&wl.states[0]);
     for (int i = 1; i <= STEP_COUNT; i++) {
@@ -754,7 +758,9 @@ static void free_workload(void);
 
 static void setup_workload(void)
 {
-    struct lfs_format_options fmt = { .block_size = cfg->block_size };
+    struct lfs_format_options fmt = {
+        .block_size = cfg->block_size, .disk_version = cfg->disk_version,
+    };
     struct bd *bd;
 
     free_workload();
@@ -805,8 +811,9 @@ static void cut_at_every_write(int tear)
         first = strtoull(only, NULL, 0);
         last = first;
     }
-    print_message("block size %u, %s: the workload of %d steps makes %llu "
-                  "writes\n", cfg->block_size, tear ? "torn progs"
+    print_message("block size %u, disk version 2.%u, %s: the workload of "
+                  "%d steps makes %llu writes\n", cfg->block_size,
+                  cfg->disk_version & 0xffff, tear ? "torn progs"
                   : "plain cuts", STEP_COUNT, (unsigned long long)total);
 
     for (uint64_t cut = first; cut <= last; cut++) {
@@ -878,8 +885,13 @@ static const struct config medium_blocks = {
     .block_size = 512, .block_count = 128, .budget = 20 * 1024,
     .max_length = 1800, .max_attr = 40,
 };
+static const struct config medium_blocks_2_1 = {
+    .block_size = 512, .block_count = 128, .budget = 20 * 1024,
+    .max_length = 1800, .max_attr = 40,
+    .disk_version = LFS_DISK_VERSION_2_1,
+};
 static const struct config large_blocks = {
-    .block_size = 4096, .block_count = 48, .budget = 48 * 1024,
+    .block_size = 4096, .block_count = 128, .budget = 48 * 1024,
     .max_length = 12000, .max_attr = 100,
 };
 
@@ -905,6 +917,18 @@ static void tear_every_write_block_512(void **state)
 {
     (void)state;
     run_config(&medium_blocks, 1);
+}
+
+static void cut_every_write_version_2_1(void **state)
+{
+    (void)state;
+    run_config(&medium_blocks_2_1, 0);
+}
+
+static void tear_every_write_version_2_1(void **state)
+{
+    (void)state;
+    run_config(&medium_blocks_2_1, 1);
 }
 
 static void cut_every_write_block_4096(void **state)
@@ -933,6 +957,8 @@ int main(void)
         cmocka_unit_test(tear_every_write_block_128),
         cmocka_unit_test(cut_every_write_block_512),
         cmocka_unit_test(tear_every_write_block_512),
+        cmocka_unit_test(cut_every_write_version_2_1),
+        cmocka_unit_test(tear_every_write_version_2_1),
         cmocka_unit_test(cut_every_write_block_4096),
         cmocka_unit_test(tear_every_write_block_4096),
     };
