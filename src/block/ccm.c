@@ -664,16 +664,18 @@ static int hex_value(char c)
 int bd_ccm_parse_key(const char *hex, uint8_t key[BD_CCM_KEY_MAX],
                      size_t *keylen, char *errbuf, size_t errlen)
 {
-    size_t digits;
+    size_t digits, prefix = 0;
 
     if (hex[0] == '0' && (hex[1] == 'x' || hex[1] == 'X'))
-        hex += 2;
+        prefix = 2;
+    hex += prefix;
     digits = strlen(hex);
 
     for (size_t i = 0; i < digits; i++) {
         if (hex_value(hex[i]) < 0) {
+            /* count positions in the text as the user typed it */
             snprintf(errbuf, errlen, "invalid key: character %zu is not a "
-                     "hex digit", i + 1);
+                     "hex digit", prefix + i + 1);
             return BD_ERR_INVAL;
         }
     }

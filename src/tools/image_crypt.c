@@ -9,9 +9,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tools/image_tool.h"
+
+/* Return whether both paths name one existing file, under any spelling
+ * (./x, a link).  Creating the output truncates it, which would destroy
+ * the input before it is read. */
+static int image_same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0
+           && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
 
 /* Check the options both conversions need. */
 static int image_check_conversion(const struct image_args *args)
@@ -31,7 +43,8 @@ static int image_check_conversion(const struct image_args *args)
                     "--key-file FILE or $%s", args->command, IMAGE_KEY_ENV);
         return IMAGE_EXIT_USAGE;
     }
-    if (strcmp(args->in_path, args->out_path) == 0) {
+    if (strcmp(args->in_path, args->out_path) == 0
+        || image_same_file(args->in_path, args->out_path)) {
         image_error(args->in_path, NULL, "--in and --out must be different "
                     "files");
         return IMAGE_EXIT_USAGE;
@@ -40,10 +53,18 @@ static int image_check_conversion(const struct image_args *args)
 }
 
 /* Create (or truncate) the output file with the given size and open it
- * as a plain device. */
+ * as a plain device.  Only a regular file is accepted, so that a failed
+ * conversion can remove it without removing a device node. */
 static struct bd *create_output(const char *path, uint64_t size)
 {
     char err[BD_ERROR_MAX];
+    struct stat st;
+
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        image_error(path, NULL, "cannot create output: not a regular file");
+        return NULL;
+    }
+
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
     if (fd < 0) {
@@ -53,12 +74,14 @@ static struct bd *create_output(const char *path, uint64_t size)
     if (ftruncate(fd, (off_t)size) != 0) {
         image_error(path, NULL, "cannot size output: %s", strerror(errno));
         close(fd);
+        unlink(path);
         return NULL;
     }
     struct bd *bd = bd_file_from_fd(fd, 1, err, sizeof(err));
     if (!bd) {
         image_error(path, NULL, "%s", err);
         close(fd);
+        unlink(path);
     }
     return bd;
 }
@@ -122,9 +145,10 @@ static int image_convert(const struct image_args *args, int encrypt)
     if (status != IMAGE_EXIT_OK)
         return status;
 
+    /* bd_file_open()'s messages name the path themselves. */
     struct bd *in = bd_file_open(args->in_path, 0, err, sizeof(err));
     if (!in) {
-        image_error(args->in_path, NULL, "%s", err);
+        image_error(NULL, NULL, "%s", err);
         return IMAGE_EXIT_FAILED;
     }
     if (encrypt && in->size % BD_CCM_SECTOR_SIZE != 0) {
@@ -136,16 +160,22 @@ static int image_convert(const struct image_args *args, int encrypt)
     if (!encrypt && !(in = wrap(args, args->in_path, in)))
         return IMAGE_EXIT_FAILED;
 
+    /* From here on the output exists, and every failure removes it. */
     uint64_t out_size = encrypt ? 2 * in->size : in->size;
     struct bd *out = create_output(args->out_path, out_size);
-    if (out && encrypt)
-        out = wrap(args, args->out_path, out);
-    if (!out || bd_set_block_size(out, BD_CCM_SECTOR_SIZE) != BD_OK) {
-        if (out)
-            image_error(args->out_path, NULL, "%s", out->error);
+    if (!out) {
         bd_close(in);
-        if (out)
-            bd_close(out);
+        return IMAGE_EXIT_FAILED;
+    }
+    if (encrypt && !(out = wrap(args, args->out_path, out))) {
+        bd_close(in);
+        unlink(args->out_path);
+        return IMAGE_EXIT_FAILED;
+    }
+    if (bd_set_block_size(out, BD_CCM_SECTOR_SIZE) != BD_OK) {
+        image_error(args->out_path, NULL, "%s", out->error);
+        bd_close(in);
+        bd_close(out);
         unlink(args->out_path);
         return IMAGE_EXIT_FAILED;
     }
@@ -158,10 +188,14 @@ static int image_convert(const struct image_args *args, int encrypt)
         unlink(args->out_path);
         return IMAGE_EXIT_FAILED;
     }
-    if (unwritten)
+    if (unwritten == 1)
+        fprintf(stderr, IMAGE_PROGRAM ": %s: note: 1 sector was never "
+                "written through the encryption and is an erased (0xff) "
+                "sector in the output\n", args->in_path);
+    else if (unwritten > 1)
         fprintf(stderr, IMAGE_PROGRAM ": %s: note: %llu sectors were never "
-                "written through the encryption and were decrypted as "
-                "erased (0xff) sectors\n", args->in_path,
+                "written through the encryption and are erased (0xff) "
+                "sectors in the output\n", args->in_path,
                 (unsigned long long)unwritten);
     return IMAGE_EXIT_OK;
 }

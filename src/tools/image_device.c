@@ -50,20 +50,24 @@ void image_lfs_error(const struct image *img, const char *path, int err)
 /* Keys */
 
 /* Decode hex digits (an optional "0x" prefix is skipped, as ccmblock
- * does) into an AES key.  Prints the error. */
-static int image_decode_key(const char *source, const char *hex,
-                            struct image_key *key)
+ * does) into an AES key, and record the option the key came from for
+ * later messages.  Prints the error, prefixed with source when it is not
+ * NULL. */
+static int image_decode_key(const char *source, const char *option,
+                            const char *hex, struct image_key *key)
 {
     char err[BD_ERROR_MAX];
     size_t len;
 
+    /* The message starts with "invalid key:" already. */
     if (bd_ccm_parse_key(hex, key->bytes, &len, err, sizeof(err)) != BD_OK) {
-        image_error(source, NULL, "invalid key: %s", err);
+        image_error(source, NULL, "%s", err);
         image_key_wipe(key);
         return -1;
     }
     key->len = len;
     key->present = 1;
+    key->option = option;
     return 0;
 }
 
@@ -108,7 +112,7 @@ int image_key_load(struct image_args *args)
     }
 
     if (args->key_hex) {
-        if (image_decode_key(NULL, args->key_hex, &args->key) < 0)
+        if (image_decode_key(NULL, "--key", args->key_hex, &args->key) < 0)
             return IMAGE_EXIT_USAGE;
         return IMAGE_EXIT_OK;
     }
@@ -119,7 +123,8 @@ int image_key_load(struct image_args *args)
 
         if (image_read_key_file(args->key_file, buf, sizeof(buf)) < 0)
             status = IMAGE_EXIT_FAILED;
-        else if (image_decode_key(args->key_file, buf, &args->key) < 0)
+        else if (image_decode_key(args->key_file, "--key-file", buf,
+                                  &args->key) < 0)
             status = IMAGE_EXIT_USAGE;
         explicit_bzero(buf, sizeof(buf));
         return status;
@@ -128,7 +133,8 @@ int image_key_load(struct image_args *args)
     /* the environment keeps the key out of the process list */
     const char *env = getenv(IMAGE_KEY_ENV);
     if (env && env[0]) {
-        if (image_decode_key("$" IMAGE_KEY_ENV, env, &args->key) < 0)
+        if (image_decode_key("$" IMAGE_KEY_ENV, "$" IMAGE_KEY_ENV, env,
+                             &args->key) < 0)
             return IMAGE_EXIT_USAGE;
     }
     return IMAGE_EXIT_OK;
@@ -151,7 +157,11 @@ int image_open_device(const struct image_args *args, const char *path,
                          args->key.present ? args->key.bytes : NULL,
                          args->key.len, err, sizeof(err));
     if (!*out) {
-        image_error(path, NULL, "%s", err[0] ? err : "cannot open image");
+        /* bd_open_image()'s messages name the path themselves. */
+        if (err[0])
+            image_error(NULL, NULL, "%s", err);
+        else
+            image_error(path, NULL, "cannot open image");
         return -1;
     }
     return 0;
@@ -205,8 +215,9 @@ int image_open(const struct image_args *args, int writable,
         image_error(img->path, NULL, "block size %u does not match the "
                     "image's block size %u", (unsigned)args->block_size,
                     (unsigned)actual);
-    else if (bd_ccm_explain_mount_failure(img->bd, "--key", why,
-                                          sizeof(why)) == 1)
+    else if (bd_ccm_explain_mount_failure(img->bd, args->key.present
+                                          ? args->key.option : "--key",
+                                          why, sizeof(why)) == 1)
         image_error(img->path, NULL, "%s", why);
     else
         image_lfs_error(img, NULL, err);

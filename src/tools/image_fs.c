@@ -156,6 +156,22 @@ static int image_format_options(const struct image_args *args,
     return 0;
 }
 
+/* Write encrypted erased (0xff) sectors over the whole device. */
+static int image_wipe_encrypted(const char *image, struct bd *bd)
+{
+    uint32_t unit = bd->size % 65536 == 0 ? 65536 : BD_CCM_SECTOR_SIZE;
+    int err = bd_set_block_size(bd, unit);
+
+    for (uint32_t b = 0; err == BD_OK && b < bd->block_count; b++)
+        err = bd_erase(bd, b);
+    if (err != BD_OK) {
+        image_error(image, NULL, "cannot write the encrypted image: %s",
+                    bd->error[0] ? bd->error : bd_strerror(err));
+        return -1;
+    }
+    return 0;
+}
+
 int image_cmd_format(struct image_args *args)
 {
     const char *image = args->positional[0];
@@ -186,6 +202,13 @@ int image_cmd_format(struct image_args *args)
     if (image_open_device(args, image, 1, &img.bd) < 0)
         return IMAGE_EXIT_FAILED;
     if (image_check_geometry(image, img.bd->size, opts.block_size) < 0) {
+        bd_close(img.bd);
+        return IMAGE_EXIT_FAILED;
+    }
+
+    /* an encrypted format first writes every sector, so nothing the file
+     * held before stays readable in the clear */
+    if (args->key.present && image_wipe_encrypted(image, img.bd) < 0) {
         bd_close(img.bd);
         return IMAGE_EXIT_FAILED;
     }

@@ -122,7 +122,9 @@ static const char image_usage_text[] =
     "\n"
     "Options:\n"
     "  --size SIZE            format: create or resize IMAGE to SIZE bytes\n"
-    "                         first; suffixes K, M, G are powers of 1024\n"
+    "                         first; suffixes K, M, G are powers of 1024;\n"
+    "                         with a key, SIZE is the filesystem's size\n"
+    "                         and the file is twice as large\n"
     "  --name-max N           format: maximum name length in bytes,\n"
     "                         1 to 1022 (default 255)\n"
     "  --disk-version V       format: on-disk version 2.0 or 2.1\n"
@@ -133,7 +135,11 @@ static const char image_usage_text[] =
     "  -i, --in FILE          encrypt/decrypt: the image to read\n"
     "  -o, --out FILE         encrypt/decrypt: the image to write\n"
     "  -h, --help             print this text\n"
-    "  --                     end of options (for DATA starting with '-')\n";
+    "  --                     end of options (for DATA starting with '-')\n"
+    "\n"
+    "Without --key or --key-file, the key comes from the environment\n"
+    "variable " IMAGE_KEY_ENV " when it is set.  Other users can see a\n"
+    "command line in ps, but not the environment.\n";
 
 static void image_usage_error(const char *fmt, const char *arg)
 {

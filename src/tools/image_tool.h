@@ -44,6 +44,7 @@ struct image_key {
     int present;
     uint8_t bytes[IMAGE_KEY_MAX];
     size_t len;
+    const char *option;   /* "--key", "--key-file" or "$SSHFSD_BLOCKKEY" */
 };
 
 /* The parsed command line.  Strings point into argv. */

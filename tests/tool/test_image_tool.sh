@@ -9,12 +9,23 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
 TOOL="$BUILD/sshfsd-image"
 FIXTURES="$ROOT/tests/fixtures/littlefs"
+CCM_FIXTURES="$ROOT/tests/fixtures/ccm"
 WORK="$TMPDIR/image-tool"
 mkdir -p "$WORK"
 cd "$WORK" || exit 1
 
-# A 32-hex-digit AES-128 key for the encryption option checks.
+# A 32-hex-digit AES-128 key for the encryption checks.
 KEY=000102030405060708090a0b0c0d0e0f
+
+# The key of the encrypted fixtures, and of the walkthrough that the
+# original system's documentation gives.
+CCM_KEY=1234567890ABCDEF1234567890ABCDEF
+
+# A key of the right length that opens none of the images.
+WRONG_KEY=00000000000000000000000000000000
+
+# The environment variable the tool reads the key from.
+unset SSHFSD_BLOCKKEY
 
 # run_image ARGS...: run the tool with stdin from /dev/null; sets STATUS,
 # OUT and ERR (command substitution drops trailing newlines).
@@ -192,7 +203,7 @@ test_format_errors() {
     run_image format missing.img 512
     check_eq "format missing file exit status" 1 "$STATUS"
     check_eq "format missing file message" \
-        "sshfsd-image: missing.img: opening missing.img failed: No such file or directory" \
+        "sshfsd-image: opening missing.img failed: No such file or directory" \
         "$ERR"
     check_eq "format missing file not created" no \
         "$([ -e missing.img ] && echo yes || echo no)"
@@ -558,7 +569,7 @@ test_missing_image() {
     for cmd in ls info check; do
         run_image "$cmd" nothing.img
         check_eq "$cmd missing image message" \
-            "sshfsd-image: nothing.img: opening nothing.img failed: No such file or directory" \
+            "sshfsd-image: opening nothing.img failed: No such file or directory" \
             "$ERR"
     done
     run_image ls nothing.img
@@ -567,53 +578,654 @@ test_missing_image() {
     check_eq "check missing image exit status" 2 "$STATUS"
 }
 
-test_encryption_options() {
+test_key_options() {
     new_image plain.img
     printf '%s\n' "$KEY" >key.hex
-    printf 'not hex\n' >bad.hex
 
-    expect_failure "key not supported" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img ls --key "$KEY" plain.img
-    expect_failure "blockkey not supported" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img write --blockkey=0x$KEY plain.img /f "x"
-    expect_failure "key file not supported" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img info --key-file key.hex plain.img
-    expect_failure "format with key not supported" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img format --key "$KEY" plain.img
-    expect_failure "invalid key" 2 \
-        "sshfsd-image: invalid key: expected 32, 48 or 64 hex digits (an AES key of 16, 24 or 32 bytes)" \
-        plain.img ls --key 0011 plain.img
-    expect_failure "invalid key file" 2 \
-        "sshfsd-image: bad.hex: invalid key: expected 32, 48 or 64 hex digits (an AES key of 16, 24 or 32 bytes)" \
-        plain.img ls --key-file bad.hex plain.img
-    expect_failure "missing key file" 1 \
-        "sshfsd-image: none.hex: cannot open key file: No such file or directory" \
-        plain.img ls --key-file none.hex plain.img
     expect_failure "key and key file" 2 \
         "sshfsd-image: give the key with --key or with --key-file, not both" \
         plain.img ls --key "$KEY" --key-file key.hex plain.img
+    expect_failure "blockkey and key file" 2 \
+        "sshfsd-image: give the key with --key or with --key-file, not both" \
+        plain.img ls --blockkey "$KEY" --key-file key.hex plain.img
+    expect_failure "missing key file" 1 \
+        "sshfsd-image: none.hex: cannot open key file: No such file or directory" \
+        plain.img ls --key-file none.hex plain.img
 
-    expect_failure "encrypt not supported" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img encrypt --in plain.img --out enc.img --key "$KEY"
-    expect_failure "enc equals forms" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img enc --in=plain.img --out=enc.img --key=$KEY
-    expect_failure "dec not supported" 1 \
-        "sshfsd-image: plain.img: encrypted images are not supported yet" \
-        plain.img dec -i plain.img -o dec.img -k "$KEY"
+    head -c 1024 /dev/zero | tr '\0' 'a' >long.hex
+    expect_failure "key file too long" 1 \
+        "sshfsd-image: long.hex: key file is longer than 1023 bytes" \
+        plain.img ls --key-file long.hex plain.img
+
+    # An empty variable counts as unset.
+    SSHFSD_BLOCKKEY='' run_image ls plain.img
+    check_eq "empty key variable is no key" 0 "$STATUS"
+
+    expect_failure "decrypt needs in" 2 \
+        "sshfsd-image: command 'decrypt' needs --in IMAGE" \
+        plain.img decrypt --out dec.img --key "$KEY"
     expect_failure "decrypt needs out" 2 \
         "sshfsd-image: plain.img: command 'decrypt' needs --out IMAGE" \
         plain.img decrypt --in plain.img --key "$KEY"
     expect_failure "encrypt needs key" 2 \
-        "sshfsd-image: plain.img: command 'encrypt' needs --key HEX or --key-file FILE" \
+        "sshfsd-image: plain.img: command 'encrypt' needs --key HEX, --key-file FILE or \$SSHFSD_BLOCKKEY" \
         plain.img encrypt --in plain.img --out enc.img
-    check_eq "encrypt creates no output" no \
+    check_eq "encrypt without key creates no output" no \
         "$([ -e enc.img ] && echo yes || echo no)"
+
+    # The output must not be the input under another name: creating it
+    # would truncate the input before a byte of it is read.
+    ln -f plain.img plain-link.img
+    local out
+    for out in plain.img ./plain.img "$WORK/plain.img" plain-link.img; do
+        expect_failure "encrypt onto input as $out" 2 \
+            "sshfsd-image: plain.img: --in and --out must be different files" \
+            plain.img encrypt --in plain.img --out "$out" --key "$KEY"
+    done
+    expect_failure "decrypt onto input" 2 \
+        "sshfsd-image: plain.img: --in and --out must be different files" \
+        plain.img decrypt --in plain.img --out ./plain.img --key "$KEY"
+    run_image ls plain.img
+    check_eq "input still a plain image" 0 "$STATUS"
+
+    mkdir -p out-dir
+    expect_failure "encrypt onto directory" 1 \
+        "sshfsd-image: out-dir: cannot create output: not a regular file" \
+        plain.img encrypt --in plain.img --out out-dir --key "$KEY"
+    check_eq "encrypt onto directory keeps it" yes \
+        "$([ -d out-dir ] && echo yes || echo no)"
+
+    expect_failure "encrypt missing input" 1 \
+        "sshfsd-image: opening none.img failed: No such file or directory" \
+        plain.img encrypt --in none.img --out enc.img --key "$KEY"
+    check_eq "encrypt missing input creates no output" no \
+        "$([ -e enc.img ] && echo yes || echo no)"
+
+    # Short options, and the key from the environment.
+    run_image enc -i plain.img -o short.img -k "$KEY"
+    check_eq "enc short options exit status" 0 "$STATUS"
+    SSHFSD_BLOCKKEY=$KEY run_image dec -i short.img -o short-back.img
+    check_eq "dec key from environment exit status" 0 "$STATUS"
+    check_eq "dec key from environment prints nothing" "" "$OUT$ERR"
+    check_eq "short options round trip" "$(sha plain.img)" \
+        "$(sha short-back.img)"
+}
+
+# ---------------------------------------------------------------------------
+# Encrypted images (AES-CCM sectors in mirage-block-ccm's format)
+
+# The original system's walkthrough, with only the program names changed:
+# make a key pair, a zero-filled image, format it, store the public key,
+# encrypt the image.
+test_encrypted_walkthrough() {
+    mkdir -p walkthrough
+    cd walkthrough || return
+
+    ssh-keygen -t ed25519 -C mirage_sshfs -f username -N '' >/dev/null ||
+        echo "setup: ssh-keygen failed" >&2
+    dd if=/dev/zero of=disk.img bs=1M count=32 2>/dev/null
+
+    run_image format disk.img 512
+    check_eq "walkthrough format exit status" 0 "$STATUS"
+    run_image write ./disk.img 512 /username.pub "$(cat username.pub)"
+    check_eq "walkthrough write exit status" 0 "$STATUS"
+
+    local plain_sha
+    plain_sha=$(sha disk.img)
+    run_image enc --in=disk.img --out=encrypted.img \
+        --key=1234567890ABCDEF1234567890ABCDEF
+    check_eq "walkthrough enc exit status" 0 "$STATUS"
+    check_eq "walkthrough enc prints nothing" "" "$OUT$ERR"
+    check_eq "walkthrough enc keeps plain image" "$plain_sha" "$(sha disk.img)"
+    check_eq "walkthrough encrypted size is double" 67108864 \
+        "$(stat -c %s encrypted.img)"
+
+    # Neither the littlefs magic nor the key's comment is in the clear.
+    check_eq "walkthrough plain image shows magic" yes \
+        "$(grep -aqF littlefs disk.img && echo yes || echo no)"
+    check_eq "walkthrough encrypted image hides magic" no \
+        "$(grep -aqF littlefs encrypted.img && echo yes || echo no)"
+    check_eq "walkthrough encrypted image hides contents" no \
+        "$(grep -aqF mirage_sshfs encrypted.img && echo yes || echo no)"
+
+    # "$(cat username.pub)" drops the trailing newline.
+    printf '%s' "$(cat username.pub)" >expected.pub
+    printf '%s\n' "$CCM_KEY" >key.hex
+    printf '0x%s\r\n' "${CCM_KEY,,}" >key-crlf.hex
+
+    local encrypted_sha options
+    encrypted_sha=$(sha encrypted.img)
+    local key_options=(
+        "--key $CCM_KEY"
+        "--key=$CCM_KEY"
+        "-k $CCM_KEY"
+        "--key 0x$CCM_KEY"
+        "--key 0X${CCM_KEY,,}"
+        "--blockkey $CCM_KEY"
+        "--blockkey=0x$CCM_KEY"
+        "--key-file key.hex"
+        "--key-file=key-crlf.hex"
+    )
+    for options in "${key_options[@]}"; do
+        # shellcheck disable=SC2086
+        run_image read $options encrypted.img /username.pub
+        check_eq "walkthrough read $options exit status" 0 "$STATUS"
+        check_eq "walkthrough read $options contents" "$(sha expected.pub)" \
+            "$(sha "$WORK/stdout")"
+        check_eq "walkthrough read $options no errors" "" "$ERR"
+    done
+
+    SSHFSD_BLOCKKEY=$CCM_KEY run_image read encrypted.img /username.pub
+    check_eq "walkthrough read key variable exit status" 0 "$STATUS"
+    check_eq "walkthrough read key variable contents" "$(sha expected.pub)" \
+        "$(sha "$WORK/stdout")"
+
+    # --key wins over the environment.
+    SSHFSD_BLOCKKEY=$WRONG_KEY run_image read --key "$CCM_KEY" encrypted.img \
+        /username.pub
+    check_eq "walkthrough key option beats variable" "$(sha expected.pub)" \
+        "$(sha "$WORK/stdout")"
+
+    run_image ls --key "$CCM_KEY" encrypted.img
+    check_eq "walkthrough ls" "username.pub" "$OUT"
+    SSHFSD_BLOCKKEY=$CCM_KEY run_image ls -l encrypted.img /username.pub
+    check_eq "walkthrough ls -l size" 93 "$(printf '%s\n' "$OUT" |
+        awk '{ print $2 }')"
+
+    local plain_info
+    plain_info=$("$TOOL" info disk.img)
+    run_image info --blockkey "$CCM_KEY" encrypted.img 512
+    check_eq "walkthrough info matches plain image" "$plain_info" "$OUT"
+    check_contains "walkthrough info block count" "block_count: 65536" "$OUT"
+
+    run_image check --key-file key.hex encrypted.img
+    check_eq "walkthrough check exit status" 0 "$STATUS"
+    check_eq "walkthrough check report" \
+        "3 of 65536 blocks in use, 0 problems" "$OUT"
+
+    expect_failure "walkthrough ls without key" 1 \
+        "sshfsd-image: encrypted.img: this looks like an encrypted image: give its key with --key" \
+        encrypted.img ls encrypted.img
+    check_eq "walkthrough reads leave image unchanged" "$encrypted_sha" \
+        "$(sha encrypted.img)"
+
+    # Every sector was written through the encryption, so decrypt has
+    # nothing to note.
+    run_image dec --in=encrypted.img --out=decrypted.img \
+        --key=1234567890ABCDEF1234567890ABCDEF
+    check_eq "walkthrough dec exit status" 0 "$STATUS"
+    check_eq "walkthrough dec prints nothing" "" "$OUT$ERR"
+    check_eq "walkthrough dec gives back plain image" "$plain_sha" \
+        "$(sha decrypted.img)"
+    check_eq "walkthrough dec keeps encrypted image" "$encrypted_sha" \
+        "$(sha encrypted.img)"
+
+    # Every write draws a fresh random nonce, so encrypting again gives
+    # other bytes with the same plaintext.
+    run_image encrypt --in disk.img --out again.img --key "$CCM_KEY"
+    check_eq "walkthrough encrypt again exit status" 0 "$STATUS"
+    check_eq "walkthrough encrypt again differs" no \
+        "$([ "$(sha again.img)" = "$encrypted_sha" ] && echo yes || echo no)"
+    run_image read --key "$CCM_KEY" again.img /username.pub
+    check_eq "walkthrough encrypt again contents" "$(sha expected.pub)" \
+        "$(sha "$WORK/stdout")"
+
+    cd "$WORK" || exit 1
+}
+
+# read_manifest_files IMAGE MANIFEST SKIP NAME: read every file that
+# MANIFEST lists, except SKIP, with the fixture key and compare its
+# SHA-256.
+read_manifest_files() {
+    local image=$1 manifest=$2 skip=$3 name=$4 type path size digest
+    while read -r type path size digest; do
+        if [ "$type" != f ] || [ "$path" = "$skip" ]; then
+            continue
+        fi
+        run_image read --key "$CCM_KEY" "$image" "$path"
+        check_eq "$name read $path exit status" 0 "$STATUS"
+        check_eq "$name read $path contents" "$digest" \
+            "$(sha "$WORK/stdout")"
+    done <"$manifest"
+}
+
+test_ccm_fixture() {
+    local image="$CCM_FIXTURES/small-512.ccm.img"
+    local manifest="$CCM_FIXTURES/small-512.ccm.manifest"
+    local plain="$FIXTURES/small-512-v20.img" before
+    before=$(sha "$image")
+
+    check_eq "ccm fixture tree" \
+        "$(grep -E '^[fd] ' "$manifest" | LC_ALL=C sort)" \
+        "$(walk_image "$image" / --key "$CCM_KEY" | LC_ALL=C sort)"
+    read_manifest_files "$image" "$manifest" "" "ccm fixture"
+
+    run_image info --key "$CCM_KEY" "$image"
+    check_eq "ccm fixture info" "disk_version: 2.0
+block_size: 512
+block_count: 256
+used_blocks: 20
+name_max: 255
+file_max: 2147483647
+attr_max: 1022" "$OUT"
+    run_image check --key "$CCM_KEY" "$image"
+    check_eq "ccm fixture check exit status" 0 "$STATUS"
+    check_eq "ccm fixture check report" "20 of 256 blocks in use, 0 problems" \
+        "$OUT"
+
+    run_image decrypt --in "$image" --out fixture-plain.img --key "$CCM_KEY"
+    check_eq "ccm fixture decrypt exit status" 0 "$STATUS"
+    check_eq "ccm fixture decrypt prints nothing" "" "$OUT$ERR"
+    check_eq "ccm fixture decrypt size" 131072 \
+        "$(stat -c %s fixture-plain.img)"
+    check_eq "ccm fixture decrypt matches plain fixture" "$(sha "$plain")" \
+        "$(sha fixture-plain.img)"
+    check_eq "ccm fixture decrypt matches manifest" \
+        "$(manifest_header "$manifest" 'plaintext image' |
+            sed 's/.*sha256 \([0-9a-f]*\),.*/\1/')" \
+        "$(sha fixture-plain.img)"
+    check_eq "ccm fixture unchanged" "$before" "$(sha "$image")"
+
+    # Sector 3 holds an unused (0xff) block.  Zeroing its pair makes it a
+    # sector never written through the encryption, which decrypt turns
+    # back into 0xff bytes.
+    cp "$image" zeroed-pair.img
+    chmod u+w zeroed-pair.img
+    dd if=/dev/zero of=zeroed-pair.img bs=1024 seek=3 count=1 conv=notrunc \
+        status=none
+    run_image decrypt --in zeroed-pair.img --out zeroed-pair-plain.img \
+        --key "$CCM_KEY"
+    check_eq "ccm zeroed pair decrypt exit status" 0 "$STATUS"
+    check_eq "ccm zeroed pair decrypt note" \
+        "sshfsd-image: zeroed-pair.img: note: 1 sector was never written through the encryption and is an erased (0xff) sector in the output" \
+        "$ERR"
+    check_eq "ccm zeroed pair decrypt matches plain fixture" "$(sha "$plain")" \
+        "$(sha zeroed-pair-plain.img)"
+
+    # A copy written by this tool stays readable, and decrypts to a plain
+    # image with the new file.
+    cp "$image" fixture-copy.img
+    chmod u+w fixture-copy.img
+    run_image write --key "$CCM_KEY" fixture-copy.img /docs/new.txt "new file"
+    check_eq "ccm fixture copy write exit status" 0 "$STATUS"
+    run_image read --key "$CCM_KEY" fixture-copy.img /docs/new.txt
+    check_eq "ccm fixture copy read back" "new file" "$OUT"
+    run_image read --key "$CCM_KEY" fixture-copy.img /hello.txt
+    check_eq "ccm fixture copy keeps old file" "hello world" "$OUT"
+    run_image check --key "$CCM_KEY" fixture-copy.img
+    check_eq "ccm fixture copy check exit status" 0 "$STATUS"
+    run_image decrypt --in fixture-copy.img --out fixture-copy-plain.img \
+        --key "$CCM_KEY"
+    run_image read fixture-copy-plain.img /docs/new.txt
+    check_eq "ccm fixture copy decrypted read" "new file" "$OUT"
+}
+
+test_ccm_tampered() {
+    cp "$CCM_FIXTURES/small-512.ccm.tampered-data.img" tampered-data.img
+    cp "$CCM_FIXTURES/small-512.ccm.tampered.img" tampered.img
+    cp "$CCM_FIXTURES/small-512.ccm.swapped.img" swapped.img
+    local manifest="$CCM_FIXTURES/small-512.ccm.manifest"
+
+    # Sector 5 contains the data of /username.pub: reading it fails, and
+    # nothing of it reaches stdout; its metadata and every other file
+    # still read.
+    expect_failure "tampered data read" 1 \
+        "sshfsd-image: tampered-data.img: /username.pub: data failed authentication (sector 5 failed authentication: wrong key or modified image)" \
+        tampered-data.img read --key "$CCM_KEY" tampered-data.img /username.pub
+    run_image ls -l --key "$CCM_KEY" tampered-data.img /username.pub
+    check_eq "tampered data ls -l size" 94 "$(printf '%s\n' "$OUT" |
+        awk '{ print $2 }')"
+    read_manifest_files tampered-data.img "$manifest" /username.pub \
+        "tampered data"
+
+    local before
+    before=$(sha tampered-data.img)
+    run_image check --key "$CCM_KEY" tampered-data.img
+    check_eq "tampered data check exit status" 1 "$STATUS"
+    check_eq "tampered data check report" \
+        "file /username.pub: block 5: data failed authentication: sector 5 failed authentication: wrong key or modified image
+20 of 256 blocks in use, 1 problem" "$OUT"
+    check_eq "tampered data check unchanged" "$before" \
+        "$(sha tampered-data.img)"
+
+    # Replacing the damaged file leaves its old block behind, unused.
+    run_image write --key "$CCM_KEY" tampered-data.img /username.pub "new key"
+    check_eq "tampered data replace exit status" 0 "$STATUS"
+    run_image read --key "$CCM_KEY" tampered-data.img /username.pub
+    check_eq "tampered data replace read back" "new key" "$OUT"
+    run_image check --key "$CCM_KEY" tampered-data.img
+    check_eq "tampered data replace check exit status" 0 "$STATUS"
+    check_eq "tampered data replace check report" \
+        "21 of 256 blocks in use, 0 problems" "$OUT"
+
+    # Sector 3 is a block littlefs never used: the filesystem reads in
+    # full, but decrypting the whole device stops there.
+    read_manifest_files tampered.img "$manifest" "" "tampered unused"
+    run_image check --key "$CCM_KEY" tampered.img
+    check_eq "tampered unused check exit status" 0 "$STATUS"
+    expect_failure "tampered decrypt" 1 \
+        "sshfsd-image: tampered.img: sector 3 failed authentication: wrong key or modified image" \
+        tampered.img decrypt --in tampered.img --out tampered-plain.img \
+        --key "$CCM_KEY"
+    check_eq "tampered decrypt leaves no output" no \
+        "$([ -e tampered-plain.img ] && echo yes || echo no)"
+
+    # Swapped sectors authenticate: only littlefs notices.
+    expect_failure "swapped ls" 1 \
+        "sshfsd-image: swapped.img: corrupted filesystem (metadata pair {6, 7} has no valid commit)" \
+        swapped.img ls --key "$CCM_KEY" swapped.img
+    local plain="$FIXTURES/small-512-v20.img"
+    {
+        head -c 2560 "$plain"
+        dd if="$plain" bs=512 skip=6 count=1 status=none
+        dd if="$plain" bs=512 skip=5 count=1 status=none
+        tail -c +3585 "$plain"
+    } >swapped-expected.img
+    run_image decrypt --in swapped.img --out swapped-plain.img --key "$CCM_KEY"
+    check_eq "swapped decrypt exit status" 0 "$STATUS"
+    check_eq "swapped decrypt exchanges sectors 5 and 6" \
+        "$(sha swapped-expected.img)" "$(sha swapped-plain.img)"
+}
+
+# The four messages for a mount that fails because of the key.
+test_key_messages() {
+    cp "$CCM_FIXTURES/small-512.ccm.img" small.ccm.img
+    chmod u+w small.ccm.img
+    new_image plain.img
+    printf '%s\n' "$CCM_KEY" >ccm-key.hex
+
+    local wrong="sshfsd-image: small.ccm.img: wrong key, or not an encrypted image"
+    expect_failure "wrong key ls" 1 "$wrong" \
+        small.ccm.img ls --key "$WRONG_KEY" small.ccm.img
+    expect_failure "wrong key info" 1 "$wrong" \
+        small.ccm.img info --key "$WRONG_KEY" small.ccm.img
+    expect_failure "wrong key write" 1 "$wrong" \
+        small.ccm.img write --key "$WRONG_KEY" small.ccm.img /f "x"
+    expect_failure "wrong key mkdir" 1 "$wrong" \
+        small.ccm.img mkdir --key "$WRONG_KEY" small.ccm.img /d
+    expect_failure "wrong key check" 2 "$wrong" \
+        small.ccm.img check --key "$WRONG_KEY" small.ccm.img
+    SSHFSD_BLOCKKEY=$WRONG_KEY expect_failure "wrong key from variable" 1 \
+        "$wrong" small.ccm.img read small.ccm.img /hello.txt
+    expect_failure "wrong key decrypt" 1 \
+        "sshfsd-image: small.ccm.img: sector 0 failed authentication: wrong key or modified image" \
+        small.ccm.img decrypt --in small.ccm.img --out wrong.img \
+        --key "$WRONG_KEY"
+    check_eq "wrong key decrypt leaves no output" no \
+        "$([ -e wrong.img ] && echo yes || echo no)"
+
+    expect_failure "plain image with key" 1 \
+        "sshfsd-image: plain.img: this is a plain (unencrypted) image: open it without --key" \
+        plain.img ls --key "$CCM_KEY" plain.img
+    expect_failure "plain image with blockkey write" 1 \
+        "sshfsd-image: plain.img: this is a plain (unencrypted) image: open it without --key" \
+        plain.img write --blockkey "$CCM_KEY" plain.img /f "x"
+    expect_failure "plain image with key file" 1 \
+        "sshfsd-image: plain.img: this is a plain (unencrypted) image: open it without --key-file" \
+        plain.img info --key-file ccm-key.hex plain.img
+    SSHFSD_BLOCKKEY=$CCM_KEY expect_failure "plain image with key variable" 1 \
+        "sshfsd-image: plain.img: this is a plain (unencrypted) image: open it without \$SSHFSD_BLOCKKEY" \
+        plain.img ls plain.img
+    expect_failure "plain image decrypt" 1 \
+        "sshfsd-image: plain.img: sector 0 failed authentication: wrong key or modified image" \
+        plain.img decrypt --in plain.img --out plain-dec.img --key "$CCM_KEY"
+    check_eq "plain image decrypt leaves no output" no \
+        "$([ -e plain-dec.img ] && echo yes || echo no)"
+
+    expect_failure "encrypted image without key" 1 \
+        "sshfsd-image: small.ccm.img: this looks like an encrypted image: give its key with --key" \
+        small.ccm.img ls small.ccm.img
+    expect_failure "encrypted image without key write" 1 \
+        "sshfsd-image: small.ccm.img: this looks like an encrypted image: give its key with --key" \
+        small.ccm.img write small.ccm.img /f "x"
+    expect_failure "encrypted image without key check" 2 \
+        "sshfsd-image: small.ccm.img: this looks like an encrypted image: give its key with --key" \
+        small.ccm.img check small.ccm.img
+
+    head -c 65536 /dev/zero >blank.img
+    expect_failure "never formatted ls" 1 \
+        "sshfsd-image: blank.img: the encrypted image was never formatted (its first sector is all zeros)" \
+        blank.img ls --key "$CCM_KEY" blank.img
+    expect_failure "never formatted write" 1 \
+        "sshfsd-image: blank.img: the encrypted image was never formatted (its first sector is all zeros)" \
+        blank.img write --key "$CCM_KEY" blank.img /f "x"
+
+    # A zero-filled file contains no sector written through the encryption:
+    # decrypting it gives erased sectors, and says how many.
+    run_image decrypt --in blank.img --out blank-plain.img --key "$CCM_KEY"
+    check_eq "never formatted decrypt exit status" 0 "$STATUS"
+    check_eq "never formatted decrypt note" \
+        "sshfsd-image: blank.img: note: 64 sectors were never written through the encryption and are erased (0xff) sectors in the output" \
+        "$ERR"
+    check_eq "never formatted decrypt size" 32768 \
+        "$(stat -c %s blank-plain.img)"
+    check_eq "never formatted decrypt all 0xff" 0 \
+        "$(tr -d '\377' <blank-plain.img | wc -c)"
+
+    # AES-192 and AES-256 keys work, and a prefix of one is a wrong key.
+    local long_key
+    for long_key in "${KEY}0011223344556677" "$KEY$KEY"; do
+        rm -f long-key.img
+        run_image format --key "$long_key" --size 64K long-key.img
+        check_eq "${#long_key}-digit key format exit status" 0 "$STATUS"
+        "$TOOL" write --key "$long_key" long-key.img /f "long key" 2>/dev/null
+        run_image read --key "$long_key" long-key.img /f
+        check_eq "${#long_key}-digit key read back" "long key" "$OUT"
+        expect_failure "${#long_key}-digit key prefix" 1 \
+            "sshfsd-image: long-key.img: wrong key, or not an encrypted image" \
+            long-key.img ls --key "$KEY" long-key.img
+    done
+}
+
+test_invalid_keys() {
+    new_image plain.img
+    local digits31=1234567890ABCDEF1234567890ABCDE
+    local cases=(
+        "${CCM_KEY:0:30}|30 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "${CCM_KEY}12|34 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "${digits31}|31 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "${CCM_KEY}1|33 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "${digits31}G|character 32 is not a hex digit"
+        "1234 567890ABCDEF1234567890ABCDEF|character 5 is not a hex digit"
+        "0x${CCM_KEY:0:30}|30 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "0x${CCM_KEY}12|34 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "0x${CCM_KEY}1|33 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "0x|0 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+        "|0 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)"
+    )
+    # The position counts the 0x prefix, as the user typed it.
+    cases+=("0x${digits31}G|character 34 is not a hex digit")
+
+    local entry key message
+    for entry in "${cases[@]}"; do
+        key=${entry%%|*}
+        message="sshfsd-image: invalid key: ${entry#*|}"
+        expect_failure "invalid key '$key' ls" 2 "$message" \
+            plain.img ls --key "$key" plain.img
+        expect_failure "invalid key '$key' format" 2 "$message" \
+            plain.img format --key="$key" plain.img
+        expect_failure "invalid key '$key' encrypt" 2 "$message" \
+            plain.img encrypt --in plain.img --out never.img --blockkey "$key"
+    done
+    check_eq "invalid keys create no output" no \
+        "$([ -e never.img ] && echo yes || echo no)"
+
+    printf '%s\n' "${CCM_KEY:0:30}" >short.hex
+    expect_failure "invalid key file" 2 \
+        "sshfsd-image: short.hex: invalid key: 30 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)" \
+        plain.img ls --key-file short.hex plain.img
+    : >empty.hex
+    expect_failure "empty key file" 2 \
+        "sshfsd-image: empty.hex: invalid key: 0 hex digits, expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)" \
+        plain.img ls --key-file empty.hex plain.img
+    SSHFSD_BLOCKKEY="not hex" expect_failure "invalid key variable" 2 \
+        "sshfsd-image: \$SSHFSD_BLOCKKEY: invalid key: character 1 is not a hex digit" \
+        plain.img ls plain.img
+}
+
+# Encrypted files whose size is not a whole number of 1024-byte pairs, or
+# smaller than the filesystem inside.
+test_truncated_encrypted() {
+    local fixture="$CCM_FIXTURES/small-512.ccm.img"
+
+    head -c 261632 "$fixture" >cut.img
+    expect_failure "truncated ls" 1 \
+        "sshfsd-image: cut.img: image size 261632 bytes is not a whole number of encrypted sectors (1024 bytes each)" \
+        cut.img ls --key "$CCM_KEY" cut.img
+    expect_failure "truncated write" 1 \
+        "sshfsd-image: cut.img: image size 261632 bytes is not a whole number of encrypted sectors (1024 bytes each)" \
+        cut.img write --key "$CCM_KEY" cut.img /f "x"
+    expect_failure "truncated decrypt" 1 \
+        "sshfsd-image: cut.img: image size 261632 bytes is not a whole number of encrypted sectors (1024 bytes each)" \
+        cut.img decrypt --in cut.img --out cut-plain.img --key "$CCM_KEY"
+    check_eq "truncated decrypt leaves no output" no \
+        "$([ -e cut-plain.img ] && echo yes || echo no)"
+
+    head -c 1000 /dev/zero >odd.img
+    expect_failure "odd-sized ls" 1 \
+        "sshfsd-image: odd.img: image size 1000 bytes is not a whole number of encrypted sectors (1024 bytes each)" \
+        odd.img ls --key "$CCM_KEY" odd.img
+    expect_failure "odd-sized format" 1 \
+        "sshfsd-image: odd.img: image size 1000 bytes is not a whole number of encrypted sectors (1024 bytes each)" \
+        odd.img format --key "$CCM_KEY" odd.img
+    expect_failure "odd-sized encrypt" 1 \
+        "sshfsd-image: odd.img: size 1000 is not a whole number of 512-byte sectors" \
+        odd.img encrypt --in odd.img --out odd-enc.img --key "$CCM_KEY"
+    check_eq "odd-sized encrypt leaves no output" no \
+        "$([ -e odd-enc.img ] && echo yes || echo no)"
+
+    # Whole pairs, but half of the superblock's block count.
+    head -c 131072 "$fixture" >half.img
+    expect_failure "half image ls" 1 \
+        "sshfsd-image: half.img: block size or count does not match (the image is truncated: the superblock says 256 blocks of 512 bytes, the image has 65536 bytes)" \
+        half.img ls --key "$CCM_KEY" half.img
+
+    : >empty.img
+    expect_failure "empty encrypted ls" 1 \
+        "sshfsd-image: empty.img: encrypted image is empty (0 bytes)" \
+        empty.img ls --key "$CCM_KEY" empty.img
+    expect_failure "empty encrypted decrypt" 1 \
+        "sshfsd-image: empty.img: encrypted image is empty (0 bytes)" \
+        empty.img decrypt --in empty.img --out empty-plain.img --key "$CCM_KEY"
+}
+
+test_format_encrypted() {
+    # Format through the encryption over a zero-filled file: only the
+    # superblock pair is written.
+    dd if=/dev/zero of=zero.img bs=1M count=1 status=none
+    run_image format --key "$CCM_KEY" zero.img
+    check_eq "format key exit status" 0 "$STATUS"
+    check_eq "format key prints nothing" "" "$OUT$ERR"
+    check_eq "format key keeps file size" 1048576 "$(stat -c %s zero.img)"
+    run_image info --key "$CCM_KEY" zero.img
+    check_eq "format key info" "disk_version: 2.0
+block_size: 512
+block_count: 1024
+used_blocks: 2
+name_max: 255
+file_max: 2147483647
+attr_max: 1022" "$OUT"
+    expect_failure "format key image needs key" 1 \
+        "sshfsd-image: zero.img: this looks like an encrypted image: give its key with --key" \
+        zero.img ls zero.img
+
+    run_image decrypt --in zero.img --out zero-plain.img --key "$CCM_KEY"
+    check_eq "format key decrypt exit status" 0 "$STATUS"
+    # format --key writes every sector, so none is left unwritten
+    check_eq "format key decrypt note" "" "$ERR"
+    run_image check zero-plain.img
+    check_eq "format key decrypted check" \
+        "2 of 1024 blocks in use, 0 problems" "$OUT"
+
+    # Every command opens and mounts the image again.
+    run_image mkdir --key "$CCM_KEY" zero.img /docs
+    check_eq "format key mkdir exit status" 0 "$STATUS"
+    printf 'one\ntwo\n' >notes.txt
+    run_image_stdin notes.txt write --key "$CCM_KEY" zero.img /docs/notes.txt
+    check_eq "format key write exit status" 0 "$STATUS"
+    head -c 5000 /dev/urandom >five-k.bin
+    run_image_stdin five-k.bin write --key "$CCM_KEY" zero.img /five-k.bin
+    check_eq "format key write multi-sector exit status" 0 "$STATUS"
+
+    "$TOOL" read --key "$CCM_KEY" zero.img /docs/notes.txt >got.txt
+    check_eq "format key read back" "$(sha notes.txt)" "$(sha got.txt)"
+    "$TOOL" read --key "$CCM_KEY" zero.img /five-k.bin >got.bin
+    check_eq "format key read multi-sector" "$(sha five-k.bin)" \
+        "$(sha got.bin)"
+    run_image check --key "$CCM_KEY" zero.img
+    check_eq "format key check exit status" 0 "$STATUS"
+    check_eq "format key check report" "14 of 1024 blocks in use, 0 problems" \
+        "$OUT"
+
+    run_image mv --key "$CCM_KEY" zero.img /five-k.bin /docs/moved.bin
+    check_eq "format key mv exit status" 0 "$STATUS"
+    run_image rm --key "$CCM_KEY" zero.img /docs/notes.txt
+    check_eq "format key rm exit status" 0 "$STATUS"
+    run_image ls --key "$CCM_KEY" zero.img /docs
+    check_eq "format key ls after remount" "moved.bin" "$OUT"
+    "$TOOL" read --key "$CCM_KEY" zero.img /docs/moved.bin >got.bin
+    check_eq "format key read after mv" "$(sha five-k.bin)" "$(sha got.bin)"
+
+    run_image decrypt --in zero.img --out zero-plain.img --key "$CCM_KEY"
+    "$TOOL" read zero-plain.img /docs/moved.bin >got.bin
+    check_eq "format key decrypted read" "$(sha five-k.bin)" "$(sha got.bin)"
+
+    # --size is the filesystem's size, and the file is twice as large.
+    run_image format --key "$CCM_KEY" --size 4M sized.img
+    check_eq "format key size exit status" 0 "$STATUS"
+    check_eq "format key size file size" 8388608 "$(stat -c %s sized.img)"
+    run_image info --key "$CCM_KEY" sized.img
+    check_contains "format key size block count" "block_count: 8192" "$OUT"
+
+    run_image format --key "$CCM_KEY" --size 1000 never.img
+    check_eq "format key size not block multiple exit status" 2 "$STATUS"
+    check_eq "format key size not block multiple message" \
+        "sshfsd-image: never.img: image size 1000 is not a multiple of the block size 512" \
+        "$ERR"
+    check_eq "format key invalid size creates nothing" no \
+        "$([ -e never.img ] && echo yes || echo no)"
+}
+
+test_encrypted_block_sizes() {
+    # 4096-byte blocks span eight sectors each.
+    run_image format --key "$CCM_KEY" --size 1M big-blocks.img 4096
+    check_eq "4096 blocks format exit status" 0 "$STATUS"
+    check_eq "4096 blocks file size" 2097152 "$(stat -c %s big-blocks.img)"
+    head -c 20000 /dev/urandom >twenty-k.bin
+    run_image_stdin twenty-k.bin write --key "$CCM_KEY" big-blocks.img \
+        /twenty-k.bin
+    check_eq "4096 blocks write exit status" 0 "$STATUS"
+    "$TOOL" read --key "$CCM_KEY" big-blocks.img /twenty-k.bin >got.bin
+    check_eq "4096 blocks read back" "$(sha twenty-k.bin)" "$(sha got.bin)"
+    run_image check --key "$CCM_KEY" big-blocks.img 4096
+    check_eq "4096 blocks check exit status" 0 "$STATUS"
+    check_eq "4096 blocks check report" "7 of 256 blocks in use, 0 problems" \
+        "$OUT"
+    expect_failure "4096 blocks wrong block size" 1 \
+        "sshfsd-image: big-blocks.img: block size 512 does not match the image's block size 4096" \
+        big-blocks.img ls --key "$CCM_KEY" big-blocks.img 512
+
+    # 256-byte blocks share a sector, so every write rewrites a sector
+    # that contains another block.
+    run_image format --key "$CCM_KEY" --size 64K small-blocks.img 256
+    check_eq "256 blocks format exit status" 0 "$STATUS"
+    run_image write --key "$CCM_KEY" small-blocks.img /a.txt "alpha"
+    head -c 5000 /dev/urandom >five-k.bin
+    run_image_stdin five-k.bin write --key "$CCM_KEY" small-blocks.img \
+        /five-k.bin
+    check_eq "256 blocks write exit status" 0 "$STATUS"
+    run_image read --key "$CCM_KEY" small-blocks.img /a.txt
+    check_eq "256 blocks read small file" "alpha" "$OUT"
+    "$TOOL" read --key "$CCM_KEY" small-blocks.img /five-k.bin >got.bin
+    check_eq "256 blocks read back" "$(sha five-k.bin)" "$(sha got.bin)"
+    run_image check --key "$CCM_KEY" small-blocks.img
+    check_eq "256 blocks check report" "27 of 256 blocks in use, 0 problems" \
+        "$OUT"
+
+    run_image decrypt --in small-blocks.img --out small-blocks-plain.img \
+        --key "$CCM_KEY"
+    "$TOOL" read small-blocks-plain.img /five-k.bin >got.bin
+    check_eq "256 blocks decrypted read" "$(sha five-k.bin)" "$(sha got.bin)"
 }
 
 test_usage() {
@@ -635,6 +1247,8 @@ test_usage() {
         decrypt; do
         check_contains "usage lists $command" "  $command" "$OUT"
     done
+    check_contains "usage names key variable" "variable SSHFSD_BLOCKKEY" \
+        "$OUT"
 
     run_image frobnicate disk.img
     check_eq "unknown command exit status" 2 "$STATUS"
@@ -660,6 +1274,9 @@ test_usage() {
         "ls -l=1 usage.img|unknown option '-l=1'"
         "ls --long=yes usage.img|option '--long=yes' takes no value"
         "mkdir -p -p usage.img /a|option '-p' is given twice"
+        "enc --size 1M --in usage.img --out x.img|option '--size' is not valid for command 'encrypt'"
+        "dec --in usage.img --out x.img usage.img|too many arguments for command 'decrypt'"
+        "ls --key $KEY --blockkey $KEY usage.img|option '--blockkey' is given twice"
     )
     local entry args message
     for entry in "${cases[@]}"; do
@@ -681,10 +1298,12 @@ manifest_header() {
     sed -n "s/^# $2: //p" "$1"
 }
 
-# walk_image IMAGE DIR: one manifest-style line per entry below DIR.
+# walk_image IMAGE DIR [OPTION...]: one manifest-style line per entry
+# below DIR; the options (a key) go to every ls and read.
 walk_image() {
     local image=$1 dir=$2 listing type size mtime name path
-    listing=$("$TOOL" ls -l "$image" "$dir") || {
+    shift 2
+    listing=$("$TOOL" ls -l "$@" "$image" "$dir") || {
         echo "ls of $dir failed"
         return
     }
@@ -693,10 +1312,10 @@ walk_image() {
         path="${dir%/}/$name"
         if [ "$type" = d ]; then
             echo "d $path - -"
-            walk_image "$image" "$path"
+            walk_image "$image" "$path" "$@"
         else
-            echo "f $path $size $("$TOOL" read "$image" "$path" | sha256sum |
-                cut -d' ' -f1)"
+            echo "f $path $size $("$TOOL" read "$@" "$image" "$path" |
+                sha256sum | cut -d' ' -f1)"
         fi
     done <<<"$listing"
 }
@@ -779,7 +1398,15 @@ test_mv
 test_check
 test_block_size_mismatch
 test_missing_image
-test_encryption_options
+test_key_options
+test_encrypted_walkthrough
+test_ccm_fixture
+test_ccm_tampered
+test_key_messages
+test_invalid_keys
+test_truncated_encrypted
+test_format_encrypted
+test_encrypted_block_sizes
 test_usage
 test_fixtures
 test_fixture_copy_writable
