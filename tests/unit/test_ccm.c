@@ -660,7 +660,7 @@ static void invalid_keys_are_rejected(void **state)
           "expected 32, 48 or 64 (an AES key of 16, 24 or 32 bytes)" },
         { "1234567890ABCDEF1234567890ABCDEG", "invalid key: character 32 is "
           "not a hex digit" },
-        { "0x1234567890ABCDEF 234567890ABCDEF", "invalid key: character 17 "
+        { "0x1234567890ABCDEF 234567890ABCDEF", "invalid key: character 19 "
           "is not a hex digit" },
         { "00x234567890ABCDEF1234567890ABCDEF", "invalid key: character 3 "
           "is not a hex digit" },
