@@ -153,6 +153,7 @@ struct bd *bd_faulty_new(struct bd *inner, uint64_t cut_after, int tear)
     faulty->bd.ops = &faulty_ops;
     faulty->bd.size = inner->size;
     faulty->bd.sector_size = inner->sector_size;
+    faulty->bd.prog_align = inner->prog_align;
     faulty->bd.block_size = inner->block_size;
     faulty->bd.block_count = inner->block_count;
     faulty->inner = inner;

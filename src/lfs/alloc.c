@@ -171,6 +171,13 @@ int lfs_alloc_scan(struct lfs *lfs, uint8_t *bitmap, bool include_open)
         }
         for (int i = 0; i < lfs->npinned; i++)
             mark(bitmap, lfs->pinned[i]);
+        for (int i = 0; i < lfs->nprotect; i++) {
+            err = lfs_ctz_traverse(lfs, lfs->protect[i][0],
+                                   lfs->protect[i][1], mark_cb, &s);
+            if (err && err != LFS_ERR_CORRUPT && err != LFS_ERR_AUTH &&
+                err != LFS_ERR_UNWRITTEN)
+                return err;
+        }
     }
     return 0;
 }
@@ -207,6 +214,7 @@ int lfs_alloc(struct lfs *lfs, uint32_t *block)
 {
     if (!lfs->used)
         return LFS_ERR_ROFS; /* read-only mounts build no bitmap */
+    lfs->size_cache = -1;
     if (alloc_find(lfs, block))
         return 0;
 
@@ -225,10 +233,18 @@ int lfs_alloc(struct lfs *lfs, uint32_t *block)
     return LFS_ERR_NOSPC;
 }
 
-void lfs_pin(struct lfs *lfs, uint32_t block)
+int lfs_pin(struct lfs *lfs, uint32_t block)
 {
-    if (lfs->npinned < (int)(sizeof(lfs->pinned) / sizeof(lfs->pinned[0])))
-        lfs->pinned[lfs->npinned++] = block;
+    if (lfs->npinned == lfs->pinned_cap) {
+        int cap = lfs->pinned_cap ? lfs->pinned_cap * 2 : 16;
+        uint32_t *p = realloc(lfs->pinned, (size_t)cap * sizeof(*p));
+        if (!p)
+            return LFS_ERR_NOMEM;
+        lfs->pinned = p;
+        lfs->pinned_cap = cap;
+    }
+    lfs->pinned[lfs->npinned++] = block;
+    return 0;
 }
 
 void lfs_unpin_all(struct lfs *lfs)
@@ -236,12 +252,17 @@ void lfs_unpin_all(struct lfs *lfs)
     lfs->npinned = 0;
 }
 
+/* Count by a full walk, cached until the next allocation or commit:
+ * statvfs calls come often and the walk reads every file's blocks. */
 int64_t lfs_fs_size(struct lfs *lfs)
 {
     size_t bytes = (lfs->block_count + 7) / 8;
-    uint8_t *bitmap = malloc(bytes);
+    uint8_t *bitmap;
     int64_t count = 0;
 
+    if (lfs->size_cache >= 0)
+        return lfs->size_cache;
+    bitmap = malloc(bytes);
     if (!bitmap)
         return LFS_ERR_NOMEM;
     int err = lfs_alloc_scan(lfs, bitmap, true);
@@ -252,5 +273,6 @@ int64_t lfs_fs_size(struct lfs *lfs)
     for (uint32_t b = 0; b < lfs->block_count; b++)
         count += is_marked(bitmap, b);
     free(bitmap);
+    lfs->size_cache = count;
     return count;
 }

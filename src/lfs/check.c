@@ -76,6 +76,11 @@ static void check_ctz(struct checker *c, const char *name, uint32_t head,
     }
     if (n == 0)
         return;
+    if (n > lfs->block_count) {
+        say(c, true, "%s: size %u needs more blocks than the image has", what,
+            size);
+        return;
+    }
     if (head >= lfs->block_count) {
         say(c, true, "%s: head block %u is outside the image", what, head);
         return;
@@ -294,9 +299,9 @@ int lfs_check(struct lfs *lfs, lfs_check_report report, void *ctx)
     if (lfs_gstate_hasmove(&lfs->gdisk))
         say(&c, true, "a rename was interrupted (pending move of id %u)",
             LFS_TAG_ID(lfs->gdisk.tag));
-    if (lfs_gstate_orphans(&lfs->gdisk))
-        say(&c, true, "the global state counts %u orphaned directories",
-            lfs_gstate_orphans(&lfs->gdisk));
+    if (lfs_gstate_hasorphans(&lfs->gdisk))
+        say(&c, true, "a directory removal was interrupted (orphans are "
+            "marked in the global state)");
 
     uint32_t used = 0;
     for (uint32_t b = 0; b < lfs->block_count; b++)

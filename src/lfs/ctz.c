@@ -92,6 +92,12 @@ int lfs_ctz_traverse(struct lfs *lfs, uint32_t head, uint32_t size,
     uint32_t n = lfs_ctz_count(lfs->block_size, size);
     uint32_t block = head;
 
+    if (n > lfs->block_count) {
+        snprintf(lfs->detail, sizeof(lfs->detail),
+                 "file size %u needs more blocks than the image has", size);
+        return LFS_ERR_CORRUPT;
+    }
+
     for (uint32_t i = n; i > 0; i--) {
         if (block >= lfs->block_count) {
             snprintf(lfs->detail, sizeof(lfs->detail),

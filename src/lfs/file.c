@@ -204,6 +204,12 @@ static int node_load(struct lfs_node *n, const struct lfs_entry *e)
             return LFS_ERR_CORRUPT;
         }
         n->nblocks = lfs_ctz_count(lfs->block_size, n->size);
+        if (n->nblocks > lfs->block_count) {
+            snprintf(lfs->detail, sizeof(lfs->detail),
+                     "file size %u needs more blocks than the image has",
+                     n->ctz_size);
+            return LFS_ERR_CORRUPT;
+        }
         if (n->nblocks && n->ctz_head >= lfs->block_count) {
             snprintf(lfs->detail, sizeof(lfs->detail),
                      "file head block %u is outside the image", n->ctz_head);
@@ -695,6 +701,8 @@ int lfs_nodes_flush(struct lfs *lfs)
 int lfs_entry_info(struct lfs *lfs, const struct lfs_mdir *m, uint16_t id,
                    struct lfs_info *info)
 {
+    if (id >= m->count)
+        return LFS_ERR_NOENT;
     const struct lfs_entry *e = &m->entries[id];
 
     memset(info, 0, sizeof(*info));

@@ -385,9 +385,12 @@ static void gstate_xor(struct lfs_gstate *a, const struct lfs_gstate *b)
     a->pair[1] ^= b->pair[1];
 }
 
+/* Count directories being removed in the size bits of the wanted global
+ * state (memory only: commits store just the top bit, as the reference
+ * does). */
 static void gstate_orphans(struct lfs *lfs, int delta)
 {
-    uint32_t n = lfs_gstate_orphans(&lfs->gstate) + (uint32_t)delta;
+    uint32_t n = (LFS_TAG_SIZE(lfs->gstate.tag) & 0x1ffu) + (uint32_t)delta;
     lfs->gstate.tag = (lfs->gstate.tag & ~0x800003ffu) | (n & 0x1ffu) |
                       (n ? 0x80000000u : 0u);
 }
@@ -603,7 +606,7 @@ int lfs_force_consistency(struct lfs *lfs)
         if (err)
             return err;
     }
-    if (lfs_gstate_orphans(&lfs->gdisk) || (lfs->gdisk.tag & 0x80000000u)) {
+    if (lfs_gstate_hasorphans(&lfs->gdisk)) {
         err = deorphan(lfs);
         if (err)
             return err;
@@ -720,8 +723,10 @@ static int probe_block_size(struct lfs *lfs, uint32_t *block_size)
 static struct lfs *lfs_alloc_struct(struct bd *bd)
 {
     struct lfs *lfs = calloc(1, sizeof(*lfs));
-    if (lfs)
+    if (lfs) {
         lfs->bd = bd;
+        lfs->size_cache = -1;
+    }
     return lfs;
 }
 
@@ -758,6 +763,7 @@ static void lfs_free_struct(struct lfs *lfs)
 {
     lfs_mdir_cache_clear(lfs);
     free(lfs->used);
+    free(lfs->pinned);
     free(lfs->buf);
     free(lfs->buf2);
     free(lfs);
@@ -777,6 +783,12 @@ int lfs_format(struct bd *bd, const struct lfs_format_options *opts)
     if (version != LFS_DISK_VERSION_2_0 && version != LFS_DISK_VERSION_2_1)
         return LFS_ERR_INVAL;
 
+    if (bd->prog_align > bs) {
+        snprintf(bd->error, sizeof(bd->error), "blocks of %u bytes are too "
+                 "small for this device (at least %u needed)", bs,
+                 bd->prog_align);
+        return LFS_ERR_GEOMETRY;
+    }
     struct lfs *lfs = lfs_alloc_struct(bd);
     if (!lfs)
         return LFS_ERR_NOMEM;
@@ -935,6 +947,15 @@ int lfs_mount(struct lfs **out, struct bd *bd,
     if (err)
         goto fail;
     err = mount_superblock(lfs, lfs->block_count);
+    if (!err && !lfs->read_only && lfs->bd->prog_align > lfs->block_size) {
+        /* two blocks sharing a sector that tears as a whole: one torn
+         * write could take both copies of a metadata pair */
+        snprintf(lfs->detail, sizeof(lfs->detail),
+                 "blocks of %u bytes are too small to write safely on this "
+                 "device (at least %u needed); mount it read-only",
+                 lfs->block_size, lfs->bd->prog_align);
+        err = LFS_ERR_GEOMETRY;
+    }
     if (err == LFS_ERR_NOTLFS && opts->block_size) {
         /* maybe a littlefs image of another block size */
         uint32_t real;
@@ -964,8 +985,7 @@ int lfs_mount(struct lfs **out, struct bd *bd,
             goto fail;
     }
     lfs->consistent = !lfs_gstate_hasmove(&lfs->gdisk) &&
-                      !lfs_gstate_orphans(&lfs->gdisk) &&
-                      !(lfs->gdisk.tag & 0x80000000u);
+                      !lfs_gstate_hasorphans(&lfs->gdisk);
     err = lfs_force_consistency(lfs);
     if (err)
         goto fail;
@@ -1122,11 +1142,8 @@ int lfs_remove(struct lfs *lfs, const char *path)
     lfs_tagops_add(&ops, LFS_MKTAG(LFS_T_DELETE, res.id, 0), NULL);
     struct lfs_mdir *m = res.m;
     err = lfs_mdir_commit(lfs, m, &ops);
-    if (err) {
-        if (is_dir)
-            gstate_orphans(lfs, -1);
+    if (err)
         return err;
-    }
     if (is_dir) {
         err = drop_dir(lfs, head);
         if (err)
@@ -1226,10 +1243,8 @@ static int rename_commit(struct lfs *lfs, struct lfs_res *old,
     if (samepair)
         lfs_tagops_add(&ops, LFS_MKTAG(LFS_T_DELETE, oldid, 0), NULL);
     err = lfs_mdir_commit(lfs, target, &ops);
-    if (err) {
-        lfs->gstate = lfs->gdisk;
+    if (err)
         return err;
-    }
 
     if (!samepair) {
         lfs->gstate.tag &= 0x800003ffu;
@@ -1299,8 +1314,7 @@ int lfs_rename(struct lfs *lfs, const char *oldpath, const char *newpath)
     entry_copy_free(c);
     free(c);
     if (err) {
-        if (!lfs_pair_isnull(prevhead))
-            gstate_orphans(lfs, -1);
+        /* a failed commit has reset the wanted global state */
         free(moved);
         return err;
     }
@@ -1371,6 +1385,8 @@ ssize_t lfs_entry_getattr(struct lfs *lfs, const struct lfs_mdir *m,
 int lfs_entry_setattr(struct lfs *lfs, struct lfs_mdir *m, uint16_t id,
                       uint8_t type, const void *buf, size_t size, bool remove)
 {
+    if (id >= m->count)
+        return LFS_ERR_NOENT;
     if (!remove && size > lfs->attr_max)
         return LFS_ERR_NOSPC;
     if (remove && !lfs_entry_attr(&m->entries[id], type))

@@ -99,6 +99,8 @@ struct lfs_mdir {
     struct lfs_entry *entries;
     uint32_t tail[2];     /* LFS_BLOCK_NULL pair when there is no tail */
     bool split;           /* tail is a hard tail (same directory) */
+    bool broken;          /* re-reading after a failed commit failed too:
+                             no entries, and every use fails */
     struct lfs_gstate gdelta;
     struct lfs_mdir *hnext; /* hash chain of the mdir cache */
     struct lfs_dindex *dindex; /* name index of its directory, if any */
@@ -206,8 +208,13 @@ struct lfs {
     uint32_t alloc_free_hint;  /* free blocks left since the last scan */
     bool writes_since_sync;    /* progs to blocks other than last_block */
     uint32_t last_block;
-    uint32_t pinned[8];        /* blocks allocated by an unfinished operation */
-    int npinned;
+    int64_t size_cache;        /* lfs_fs_size's last answer, -1: stale */
+    uint32_t *pinned;          /* blocks allocated by an unfinished operation */
+    int npinned, pinned_cap;
+    /* files a commit in progress removes or replaces: the commit is not
+     * on disk yet, so their blocks stay in use for the allocator */
+    uint32_t protect[LFS_MAX_TAGOPS][2];
+    int nprotect;
 
     struct lfs_node *nodes;
     struct lfs_file *files;
@@ -272,9 +279,11 @@ static inline bool lfs_gstate_hasmove(const struct lfs_gstate *g)
     return LFS_TAG_TYPE1(g->tag) != 0;
 }
 
-static inline uint32_t lfs_gstate_orphans(const struct lfs_gstate *g)
+/* Orphans are marked by the top bit of the tag alone: like the
+ * reference, we never store the count's size bits on disk. */
+static inline bool lfs_gstate_hasorphans(const struct lfs_gstate *g)
 {
-    return LFS_TAG_SIZE(g->tag) & 0x1ff;
+    return (g->tag & 0x80000000u) != 0;
 }
 
 uint32_t lfs_name_hash(const uint8_t *name, size_t len);
@@ -332,7 +341,7 @@ int lfs_force_consistency(struct lfs *lfs);
 int lfs_alloc(struct lfs *lfs, uint32_t *block);
 int lfs_alloc_init(struct lfs *lfs);
 int lfs_alloc_scan(struct lfs *lfs, uint8_t *bitmap, bool include_open);
-void lfs_pin(struct lfs *lfs, uint32_t block);
+int lfs_pin(struct lfs *lfs, uint32_t block);
 void lfs_unpin_all(struct lfs *lfs);
 
 /* ctz.c */

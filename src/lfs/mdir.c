@@ -261,6 +261,37 @@ struct pending_tag {
     uint32_t off;
 };
 
+/* Whether a commit's ids all make sense against count entries, so that
+ * applying it cannot fail halfway (see apply_tag's checks). */
+static bool commit_is_consistent(uint32_t count,
+                                 const struct pending_tag *pending, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t tag = pending[i].tag;
+        uint32_t id = LFS_TAG_ID(tag);
+        uint32_t type1 = LFS_TAG_TYPE1(tag);
+        uint32_t size = LFS_TAG_ISDELETE(tag) ? 0 : LFS_TAG_SIZE(tag);
+
+        if (LFS_TAG_TYPE3(tag) == LFS_T_CREATE) {
+            if (id > count || count >= LFS_ID_NONE)
+                return false;
+            count++;
+        } else if (LFS_TAG_TYPE3(tag) == LFS_T_DELETE) {
+            if (id >= count)
+                return false;
+            count--;
+        } else if ((type1 == LFS_T_NAME || type1 == LFS_T_STRUCT ||
+                    type1 == LFS_T_USERATTR) && id != LFS_ID_NONE) {
+            if (id >= count)
+                count = id + 1;
+        } else if ((type1 == LFS_T_TAIL && size < 8) ||
+                   (LFS_TAG_TYPE3(tag) == LFS_T_MOVESTATE && size < 12)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * Replay the log of one metadata block into m (which must be empty).
  * Returns 1 when the block holds at least one valid commit, 0 when it
@@ -294,16 +325,13 @@ int lfs_mdir_decode_block(struct lfs *lfs, const uint8_t *buf,
             /* commit CRC: everything since the last one must match */
             if (dsize < 8 || lfs_le32(buf + off + 4) != crc)
                 break;
+            /* a commit that contradicts the state so far ends the log,
+             * as a failed CRC would, and is not applied in part */
+            if (!commit_is_consistent(m->count, pending, npending))
+                break;
             for (size_t i = 0; i < npending; i++) {
                 ret = apply_tag(m, pending[i].tag, buf + pending[i].off,
                                 NULL, NULL);
-                if (ret == LFS_ERR_CORRUPT) {
-                    /* a commit that contradicts the state so far ends
-                     * the log, as a failed CRC would */
-                    npending = 0;
-                    ret = 0;
-                    goto done;
-                }
                 if (ret)
                     goto out;
             }
@@ -334,7 +362,6 @@ int lfs_mdir_decode_block(struct lfs *lfs, const uint8_t *buf,
         off += dsize;
     }
 
-done:
     m->off = last_off;
     m->erased = false;
     if (last_off > 0) {
@@ -477,11 +504,18 @@ static void cache_remove(struct lfs *lfs, struct lfs_mdir *m)
     }
 }
 
+static void mdir_refetch(struct lfs *lfs, struct lfs_mdir *m);
+
 int lfs_mdir_get(struct lfs *lfs, const uint32_t pair[2],
                  struct lfs_mdir **out)
 {
     for (struct lfs_mdir *m = lfs->mdirs[mdir_hash(pair)]; m; m = m->hnext) {
         if (pair_same(m->pair, pair)) {
+            if (m->broken) {
+                mdir_refetch(lfs, m);
+                if (m->broken)
+                    return LFS_ERR_IO;
+            }
             *out = m;
             return 0;
         }
@@ -537,11 +571,13 @@ static void mdir_refetch(struct lfs *lfs, struct lfs_mdir *m)
         fresh.hnext = NULL;
         *m = fresh;
     } else {
-        /* leave an empty placeholder; later reads fail on its entries */
+        /* leave an empty placeholder that every use rejects, until a
+         * later lfs_mdir_get manages to read the pair again */
         memset(m, 0, sizeof(*m));
         m->pair[0] = pair[0];
         m->pair[1] = pair[1];
         m->tail[0] = m->tail[1] = LFS_BLOCK_NULL;
+        m->broken = true;
     }
     cache_insert(lfs, m);
 }
@@ -751,6 +787,10 @@ static uint32_t compact_size(const struct lfs_mdir *m, uint16_t begin,
 }
 
 /// Committing ///
+
+static void protect_replaced(struct lfs *lfs, struct lfs_mdir *m,
+                             const struct lfs_tagops *ops);
+static void commit_end(struct lfs *lfs, bool ok);
 
 /* Append ops (already applied to m) to the log of m's active block. */
 static int mdir_append(struct lfs *lfs, struct lfs_mdir *m,
@@ -990,8 +1030,11 @@ int lfs_mdir_commit(struct lfs *lfs, struct lfs_mdir *m,
 
     if (lfs->read_only)
         return LFS_ERR_ROFS;
+    if (m->broken)
+        return LFS_ERR_IO;
 
-    delta.tag = lfs->gdisk.tag ^ lfs->gstate.tag;
+    /* the size bits of the tag only count orphans in memory */
+    delta.tag = (lfs->gdisk.tag ^ lfs->gstate.tag) & ~0x3ffu;
     delta.pair[0] = lfs->gdisk.pair[0] ^ lfs->gstate.pair[0];
     delta.pair[1] = lfs->gdisk.pair[1] ^ lfs->gstate.pair[1];
     if (!lfs_gstate_iszero(&delta)) {
@@ -1003,10 +1046,14 @@ int lfs_mdir_commit(struct lfs *lfs, struct lfs_mdir *m,
                        gbuf);
     }
 
+    protect_replaced(lfs, m, &ops);
+
     /* apply to memory, remembering id splices for open handles */
     struct commit_events *ev = malloc(sizeof(*ev));
-    if (!ev)
+    if (!ev) {
+        commit_end(lfs, false);
         return LFS_ERR_NOMEM;
+    }
     ev->count = 0;
     for (int i = 0; i < ops.count; i++) {
         int delta;
@@ -1015,14 +1062,18 @@ int lfs_mdir_commit(struct lfs *lfs, struct lfs_mdir *m,
         if (err) {
             free(ev);
             mdir_refetch(lfs, m);
+            commit_end(lfs, false);
             return err == LFS_ERR_CORRUPT ? LFS_ERR_INVAL : err;
         }
         if (delta)
             event_add(ev, delta, id, NULL);
     }
 
+    /* append only where a torn write cannot reach earlier commits: an
+     * image from another writer may have commits padded more finely than
+     * this device needs */
     if (m->erased && m->count <= LFS_MDIR_MAX_IDS &&
-        append_fits(lfs, m, &ops)) {
+        m->off % lfs->prog_align == 0 && append_fits(lfs, m, &ops)) {
         err = mdir_append(lfs, m, &ops);
         if (err == LFS_ERR_NOSPC)
             err = mdir_compact(lfs, m, ev);
@@ -1032,13 +1083,61 @@ int lfs_mdir_commit(struct lfs *lfs, struct lfs_mdir *m,
     if (err) {
         free(ev);
         mdir_refetch(lfs, m);
+        commit_end(lfs, false);
         return err;
     }
 
-    lfs->gdisk = lfs->gstate;
+    lfs->gdisk.tag = (lfs->gdisk.tag & 0x3ffu) | (lfs->gstate.tag & ~0x3ffu);
+    lfs->gdisk.pair[0] = lfs->gstate.pair[0];
+    lfs->gdisk.pair[1] = lfs->gstate.pair[1];
     events_replay(lfs, m->pair, ev);
     free(ev);
+    commit_end(lfs, true);
     return 0;
+}
+
+/*
+ * Keep the files this commit removes or replaces allocated until it is
+ * on disk: if an allocation inside the commit rescans, the decoded pair
+ * already shows the new state, but the disk still references the old.
+ */
+static void protect_replaced(struct lfs *lfs, struct lfs_mdir *m,
+                             const struct lfs_tagops *ops)
+{
+    lfs->nprotect = 0;
+    for (int i = 0; i < ops->count; i++) {
+        uint32_t tag = ops->ops[i].tag;
+        uint16_t id = (uint16_t)LFS_TAG_ID(tag);
+        bool replaces = LFS_TAG_TYPE3(tag) == LFS_T_DELETE ||
+                        LFS_TAG_TYPE1(tag) == LFS_T_STRUCT;
+        if (!replaces || id >= m->count ||
+            lfs->nprotect >= LFS_MAX_TAGOPS)
+            continue;
+        const struct lfs_entry *e = &m->entries[id];
+        if (e->struct_type == LFS_T_CTZSTRUCT && e->struct_len >= 8) {
+            lfs->protect[lfs->nprotect][0] = lfs_le32(e->struct_data);
+            lfs->protect[lfs->nprotect][1] = lfs_le32(e->struct_data + 4);
+            lfs->nprotect++;
+        }
+    }
+}
+
+/*
+ * End of a commit: the blocks it linked (or failed to) need no more
+ * protection.  A failed commit leaves the wanted global state as it is
+ * on disk, and a global state that still records a move or orphans
+ * (because the second commit of a rename or remove failed) is finished
+ * by the next change.
+ */
+static void commit_end(struct lfs *lfs, bool ok)
+{
+    lfs->nprotect = 0;
+    lfs->size_cache = -1;
+    lfs_unpin_all(lfs);
+    if (!ok)
+        lfs->gstate = lfs->gdisk;
+    if (lfs_gstate_hasmove(&lfs->gdisk) || lfs_gstate_hasorphans(&lfs->gdisk))
+        lfs->consistent = false;
 }
 
 /*
@@ -1053,14 +1152,22 @@ int lfs_mdir_create(struct lfs *lfs, const uint32_t tail[2], bool split,
     uint8_t revbuf[4];
     int err;
 
+    /* pinned until the commit that links the pair ends: a rescan in
+     * between must not hand the blocks out again */
     err = lfs_alloc(lfs, &a);
+    if (!err)
+        err = lfs_pin(lfs, a);
+    if (!err)
+        err = lfs_alloc(lfs, &b);
+    if (!err)
+        err = lfs_pin(lfs, b);
+    if (!err && a == b) {
+        snprintf(lfs->detail, sizeof(lfs->detail),
+                 "the allocator returned block %u twice", a);
+        err = LFS_ERR_CORRUPT;
+    }
     if (err)
         return err;
-    lfs_pin(lfs, a);
-    err = lfs_alloc(lfs, &b);
-    if (err)
-        return err;
-    lfs_pin(lfs, b);
     err = lfs_bd_read(lfs, b, 0, revbuf, 4);
     if (err == LFS_ERR_UNWRITTEN || err == LFS_ERR_AUTH ||
         err == LFS_ERR_CORRUPT)

@@ -191,6 +191,12 @@ int image_cmd_format(struct image_args *args)
             return IMAGE_EXIT_USAGE;
     }
 
+    if (args->key.present && opts.block_size < BD_CCM_SECTOR_SIZE) {
+        image_error(image, NULL, "encrypted images need a block size of at "
+                    "least %u bytes", BD_CCM_SECTOR_SIZE);
+        return IMAGE_EXIT_USAGE;
+    }
+
     /* --size is the filesystem's size: an encrypted image stores every
      * 512-byte sector in 1024 bytes, so its file is twice as large */
     uint64_t file_size = args->key.present ? 2 * size : size;

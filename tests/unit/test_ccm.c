@@ -1074,9 +1074,30 @@ static void check_files(struct lfs *lfs, const size_t *sizes, size_t count,
     }
 }
 
+/* Blocks smaller than a sector would share a sector that tears as a
+ * whole, so the encrypted device takes only blocks of 512 bytes or more. */
+static void small_blocks_are_refused(void **state)
+{
+    static const uint32_t block_sizes[] = { 128, 256 };
+
+    (void)state;
+    for (size_t b = 0; b < 2; b++) {
+        struct lfs_format_options fmt = { .block_size = block_sizes[b] };
+        struct bd *mem = bd_mem_new(2 * 64 * 1024);
+        struct bd *ccm;
+
+        assert_non_null(mem);
+        memset(bd_mem_data(mem), 0, 2 * 64 * 1024);
+        ccm = ccm_view(mem, fixture_key, sizeof(fixture_key));
+        assert_int_equal(lfs_format(ccm, &fmt), LFS_ERR_GEOMETRY);
+        bd_close(ccm);
+        bd_close(mem);
+    }
+}
+
 static void littlefs_block_sizes_work(void **state)
 {
-    static const uint32_t block_sizes[] = { 128, 512, 4096 };
+    static const uint32_t block_sizes[] = { 512, 1024, 4096 };
     static const size_t sizes[] = { 0, 10, 100, 700, 1500, 5000 };
 
     (void)state;
@@ -1498,6 +1519,7 @@ int main(void)
         cmocka_unit_test(whole_sector_write_replaces_cached_copy),
         cmocka_unit_test(failed_write_leaves_old_data),
         cmocka_unit_test(littlefs_block_sizes_work),
+        cmocka_unit_test(small_blocks_are_refused),
         cmocka_unit_test(zero_filled_image_formats_encrypted),
         cmocka_unit_test(power_loss_under_encryption_keeps_synced_files),
     };
