@@ -37,6 +37,7 @@ struct lfs_dindex {
     struct dslot *slots;
     struct lfs_mdir **members;
     uint32_t nmembers, members_cap;
+    struct lfs_mdir *last;   /* the directory's last pair */
 };
 
 static void remove_from_list(struct lfs *lfs, struct lfs_dindex *x)
@@ -156,6 +157,9 @@ void lfs_dindex_moved(struct lfs_mdir *src, struct lfs_mdir *dst)
         lfs_dindex_destroy(x);
         return;
     }
+    /* splits hand over their last chunk first, and it ends the chain */
+    if (x->last == src)
+        x->last = dst;
     for (uint16_t i = 0; i < dst->count; i++) {
         const struct lfs_entry *e = &dst->entries[i];
         if (!e->type)
@@ -219,8 +223,12 @@ static int build(struct lfs *lfs, struct lfs_mdir *head)
             if (named(&m->entries[i]))
                 lfs_dindex_add(m, m->entries[i].name_hash);
         }
-        if (!m->dindex || !m->split)
+        if (!m->dindex)
             return 0;
+        if (!m->split) {
+            x->last = m;
+            return 0;
+        }
         uint32_t tail[2] = {m->tail[0], m->tail[1]};
         err = lfs_mdir_get(lfs, tail, &m);
         if (err) {
@@ -265,4 +273,11 @@ int lfs_dindex_lookup(struct lfs *lfs, struct lfs_mdir *head,
         k = (k + 1) & (x->nslots - 1);
     }
     return 0;
+}
+
+/* The last pair of an indexed directory (where new entries go), or NULL
+ * when head's directory has no index. */
+struct lfs_mdir *lfs_dindex_last(struct lfs_mdir *head)
+{
+    return head->dindex ? head->dindex->last : NULL;
 }

@@ -302,6 +302,12 @@ static int walk_to_last(struct lfs *lfs, const uint32_t head[2],
     struct lfs_mdir *m;
     int err = lfs_mdir_get(lfs, head, &m);
 
+    /* large directories remember their last pair in their name index */
+    struct lfs_mdir *last = err ? NULL : lfs_dindex_last(m);
+    if (last && !last->split) {
+        *out = last;
+        return 0;
+    }
     while (!err && m->split)
         err = next_in_dir(lfs, &m, &hops);
     if (!err)

@@ -326,6 +326,7 @@ void lfs_dindex_destroy_all(struct lfs *lfs);
 void lfs_dindex_add(struct lfs_mdir *m, uint32_t hash);
 void lfs_dindex_remove(struct lfs_mdir *m, uint32_t hash);
 void lfs_dindex_moved(struct lfs_mdir *src, struct lfs_mdir *dst);
+struct lfs_mdir *lfs_dindex_last(struct lfs_mdir *head);
 int lfs_dindex_lookup(struct lfs *lfs, struct lfs_mdir *head,
                       const char *name, uint16_t len, uint32_t hash,
                       bool (*visible)(struct lfs *, const struct lfs_mdir *,
