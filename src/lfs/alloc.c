@@ -184,12 +184,18 @@ int lfs_alloc_scan(struct lfs *lfs, uint8_t *bitmap, bool include_open)
 
 int lfs_alloc_init(struct lfs *lfs)
 {
-    free(lfs->used);
-    lfs->used = malloc((lfs->block_count + 7) / 8);
-    if (!lfs->used)
+    uint8_t *used = malloc((lfs->block_count + 7) / 8);
+    if (!used)
         return LFS_ERR_NOMEM;
+    int err = lfs_alloc_scan(lfs, used, true);
+    if (err) {
+        free(used);
+        return err;
+    }
+    free(lfs->used);
+    lfs->used = used;
     lfs->alloc_cursor = 0;
-    return lfs_alloc_scan(lfs, lfs->used, true);
+    return 0;
 }
 
 static bool alloc_find(struct lfs *lfs, uint32_t *block)
@@ -212,8 +218,16 @@ static bool alloc_find(struct lfs *lfs, uint32_t *block)
 
 int lfs_alloc(struct lfs *lfs, uint32_t *block)
 {
-    if (!lfs->used)
-        return LFS_ERR_ROFS; /* read-only mounts build no bitmap */
+    if (lfs->read_only)
+        return LFS_ERR_ROFS;
+    /* the bitmap is built on the first allocation, not at mount: the walk
+     * reads a pointer from every file block, and sessions that only read
+     * never need it */
+    if (!lfs->used) {
+        int err = lfs_alloc_init(lfs);
+        if (err)
+            return err;
+    }
     lfs->size_cache = -1;
     if (alloc_find(lfs, block))
         return 0;

@@ -170,6 +170,13 @@ static int node_load_blocks(struct lfs_node *n)
 
     if (n->blocks_loaded || n->is_inline)
         return 0;
+    if (n->nblocks == 0) {
+        /* truncated to nothing: the old list is not needed */
+        n->rewrite_from = 0;
+        n->moved_from = UINT32_MAX;
+        n->blocks_loaded = true;
+        return 0;
+    }
     /* the committed list may be longer than the file after a truncate */
     uint32_t committed = lfs_ctz_count(lfs->block_size, n->ctz_size);
     int err = node_reserve_blocks(n, committed > n->nblocks ? committed
@@ -1014,4 +1021,17 @@ int lfs_file_setattr(struct lfs_file *f, uint8_t type, const void *buf,
         n->mtime_pending = false;
     }
     return err;
+}
+
+/* An mtime set by path on a file that has an open node: the node must
+ * commit this value, not the time of its next sync. */
+void lfs_node_note_mtime(struct lfs *lfs, const struct lfs_mdir *m,
+                         uint16_t id, const void *buf, size_t size)
+{
+    struct lfs_node *n = node_find(lfs, m->pair, id);
+    if (!n || size != LFS_TIME_ATTR_SIZE || !n->dirty)
+        return;
+    memcpy(n->mtime, buf, LFS_TIME_ATTR_SIZE);
+    n->mtime_explicit = true;
+    n->mtime_pending = true;
 }

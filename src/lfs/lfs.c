@@ -142,7 +142,7 @@ static int path_parse(struct lfs *lfs, const char *path, struct lfs_path *p)
                 p->depth--;
             continue;
         }
-        if (len > lfs->name_max)
+        if (len > lfs->name_max || len > lfs->name_fit)
             return LFS_ERR_NAMETOOLONG;
         if (p->depth == LFS_MAX_DEPTH)
             return LFS_ERR_NAMETOOLONG;
@@ -920,6 +920,9 @@ static int mount_superblock(struct lfs *lfs, uint32_t image_blocks)
                                                        : LFS_ATTR_MAX_LIMIT;
     /* the reference's limit: a small file is kept inline when it fits
      * in an eighth of a block (and in an attribute) */
+    /* the longest name whose entry (with a file struct and an mtime)
+     * still fits a compacted metadata block, whatever name_max says */
+    lfs->name_fit = lfs->block_size - 92;
     lfs->inline_max = lfs->block_size / 8;
     if (lfs->inline_max > lfs->attr_max)
         lfs->inline_max = lfs->attr_max;
@@ -942,6 +945,7 @@ int lfs_mount(struct lfs **out, struct bd *bd,
     lfs->stamp_mtime = !opts->no_mtime;
     lfs->block_count = UINT32_MAX;
     lfs->name_max = 255;
+    lfs->name_fit = UINT32_MAX;
 
     bs = opts->block_size;
     if (!bs) {
@@ -983,13 +987,7 @@ int lfs_mount(struct lfs **out, struct bd *bd,
     err = mount_walk(lfs);
     if (err)
         goto fail;
-    /* read-only mounts never allocate, so they skip the full walk and
-     * stay usable on images with damaged directories */
-    if (!lfs->read_only) {
-        err = lfs_alloc_init(lfs);
-        if (err)
-            goto fail;
-    }
+    /* the block bitmap is built on the first allocation (alloc.c) */
     lfs->consistent = !lfs_gstate_hasmove(&lfs->gdisk) &&
                       !lfs_gstate_hasorphans(&lfs->gdisk);
     err = lfs_force_consistency(lfs);
@@ -1423,7 +1421,13 @@ int lfs_setattr(struct lfs *lfs, const char *path, uint8_t type,
 
     if (!err)
         err = attr_target(lfs, path, &m, &id);
-    return err ? err : lfs_entry_setattr(lfs, m, id, type, buf, size, false);
+    if (err)
+        return err;
+    /* a file open with unsynced writes would stamp the time of its next
+     * sync over an explicit mtime: hand the value to it as well */
+    if (type == LFS_ATTR_MTIME)
+        lfs_node_note_mtime(lfs, m, id, buf, size);
+    return lfs_entry_setattr(lfs, m, id, type, buf, size, false);
 }
 
 int lfs_removeattr(struct lfs *lfs, const char *path, uint8_t type)

@@ -186,6 +186,7 @@ struct lfs {
     uint32_t block_count;
     uint32_t disk_version;
     uint32_t name_max;
+    uint32_t name_fit;         /* longest name an entry can hold here */
     uint32_t file_max;
     uint32_t attr_max;
     uint32_t inline_max;
@@ -363,6 +364,8 @@ void lfs_open_drop(struct lfs *lfs, const uint32_t pair[2],
                    const uint32_t next[2], bool dir_removed);
 int lfs_nodes_flush(struct lfs *lfs);
 void lfs_nodes_free(struct lfs *lfs);
+void lfs_node_note_mtime(struct lfs *lfs, const struct lfs_mdir *m,
+                         uint16_t id, const void *buf, size_t size);
 int lfs_entry_info(struct lfs *lfs, const struct lfs_mdir *m, uint16_t id,
                    struct lfs_info *info);
 struct lfs_node **lfs_nodes_at(struct lfs *lfs, const struct lfs_mdir *m,
