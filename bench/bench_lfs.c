@@ -74,12 +74,15 @@ static void sequential(const char *path)
         if (lfs_file_write(f, buf, CHUNK) != CHUNK)
             die("write", LFS_ERR_IO);
     }
+    double tw = now();
     err = lfs_file_close(f);
     if (err)
         die("close", err);
     double t1 = now();
-    printf("sequential write 128 MiB: %8.1f MB/s (including the final "
-           "fdatasync)\n", FILE_SIZE / 1e6 / (t1 - t0));
+    printf("sequential write 128 MiB: %8.1f MB/s into the page cache, "
+           "%8.1f MB/s with the closing commit and its fdatasync "
+           "(%.2f s)\n", FILE_SIZE / 1e6 / (tw - t0),
+           FILE_SIZE / 1e6 / (t1 - t0), t1 - tw);
 
     err = lfs_file_open(lfs, &f, "/big", LFS_O_RDONLY);
     if (err)
