@@ -14,6 +14,8 @@ set -eu
 #                                that tests/tool/ccm_crypt.py builds on
 #   openssh-client, openssh-server, sshfs, fuse3
 #                                interoperability tests with real clients
+#   putty-tools, python3-paramiko, rclone, lftp, curl
+#                                the other SSH clients tests/ssh/ runs
 PACKAGES="
 build-essential
 pkg-config
@@ -30,6 +32,11 @@ openssh-client
 openssh-server
 sshfs
 fuse3
+putty-tools
+python3-paramiko
+rclone
+lftp
+curl
 "
 
 missing=""

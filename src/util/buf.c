@@ -231,3 +231,64 @@ void wb_set_u32(struct wbuf *w, size_t off, uint32_t v)
     if (off + 4 <= w->len)
         put_be32(w->data + off, v);
 }
+
+/// Byte queues ///
+
+void bq_init(struct bq *q, size_t max)
+{
+    wb_init(&q->w, max);
+    q->head = 0;
+}
+
+void bq_free(struct bq *q)
+{
+    wb_free(&q->w);
+    q->head = 0;
+}
+
+void bq_consume(struct bq *q, size_t n)
+{
+    if (n >= bq_len(q)) {
+        wb_reset(&q->w);
+        q->head = 0;
+        return;
+    }
+    if (q->w.secret)
+        OPENSSL_cleanse(q->w.data + q->head, n);
+    q->head += n;
+}
+
+uint8_t *bq_reserve(struct bq *q, size_t n)
+{
+    bool no_room = q->w.cap - q->w.len < n ||
+                   (q->w.max && n > q->w.max - q->w.len);
+
+    /* Move the queued bytes down instead of growing when that makes
+     * room, so a queue drained as fast as it fills keeps its size.  The
+     * limit counts queued bytes only. */
+    if (q->head > 0 && no_room) {
+        size_t len = bq_len(q);
+        memmove(q->w.data, q->w.data + q->head, len);
+        if (q->w.secret)
+            OPENSSL_cleanse(q->w.data + len, q->head);
+        q->w.len = len;
+        q->head = 0;
+    }
+    return wb_reserve(&q->w, n);
+}
+
+void bq_commit(struct bq *q, size_t n)
+{
+    wb_commit(&q->w, n);
+}
+
+int bq_append(struct bq *q, const void *data, size_t n)
+{
+    uint8_t *p = bq_reserve(q, n);
+    if (!p)
+        return -1;
+    if (n)
+        memcpy(p, data, n);
+    bq_commit(q, n);
+    return 0;
+}

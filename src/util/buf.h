@@ -64,6 +64,44 @@ int wb_cstring(struct wbuf *w, const char *s);
 /* Overwrite a u32 already in the buffer (length fields filled in late). */
 void wb_set_u32(struct wbuf *w, size_t off, uint32_t v);
 
+/*
+ * A byte queue: bytes are appended at the end and consumed from the
+ * front.  Consuming only advances head.  The remaining bytes move down to
+ * the start of the buffer only when room is needed at the end, so taking
+ * many small pieces out of a large queue costs no copying per piece.
+ */
+struct bq {
+    struct wbuf w;      /* w.data[head .. w.len) are the queued bytes */
+    size_t head;
+};
+
+void bq_init(struct bq *q, size_t max);
+void bq_free(struct bq *q);
+/* Drop the first n queued bytes (n larger than the queue empties it). */
+void bq_consume(struct bq *q, size_t n);
+/* Make room for n more bytes at the end; returns a pointer to them or
+ * NULL when the limit or an allocation failed.  Fill them, then call
+ * bq_commit(q, n). */
+uint8_t *bq_reserve(struct bq *q, size_t n);
+void bq_commit(struct bq *q, size_t n);
+int bq_append(struct bq *q, const void *data, size_t n);
+
+/* The queued bytes; NULL when the queue never held any. */
+static inline const uint8_t *bq_data(const struct bq *q)
+{
+    return q->w.data ? q->w.data + q->head : NULL;
+}
+
+static inline uint8_t *bq_data_mut(struct bq *q)
+{
+    return q->w.data ? q->w.data + q->head : NULL;
+}
+
+static inline size_t bq_len(const struct bq *q)
+{
+    return q->w.len - q->head;
+}
+
 static inline uint32_t get_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |

@@ -1,0 +1,79 @@
+/*
+ * The server process: one thread, one epoll loop, many connections
+ * sharing one mounted image.  The loop owns every file descriptor; each
+ * connection's SSH session is a state machine without I/O (ssh/ssh.h).
+ *
+ * After start-up (options, image, host key, listening sockets) the loop
+ * only calls accept4() to get new descriptors: nothing opens a file or a
+ * socket while clients are served.
+ */
+#ifndef SSHFSD_SERVER_SERVER_H
+#define SSHFSD_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/options.h"
+#include "ssh/ssh.h"
+
+struct bd;
+struct lfs;
+struct vfs;
+
+struct conn;
+
+struct server {
+    const struct server_options *opts;
+
+    struct bd *bd;
+    struct lfs *lfs;
+    struct vfs *vfs;
+    struct ssh_hostkey *hostkey;
+    struct ssh_pubkey *user_key;    /* --key, or NULL */
+    struct ssh_subsystem subsystems[1];
+    struct ssh_server_config ssh;
+
+    int epoll_fd;
+    int signal_fd;
+    int listen_fds[OPTIONS_LISTEN_MAX * 2];
+    size_t listen_count;
+
+    struct conn *conns;             /* doubly linked list */
+    unsigned conn_count;
+    unsigned unauth_count;          /* not yet logged in */
+    uint64_t next_conn_id;
+    bool stopping;
+    uint64_t stop_deadline_ms;
+};
+
+/* Milliseconds of CLOCK_MONOTONIC. */
+uint64_t server_now_ms(void);
+
+/* Fill srv->ssh and srv->subsystems from the options (server.c). */
+void server_init_ssh_config(struct server *srv);
+
+/* Open the image named by the options and mount it (image.c); messages
+ * go to the log.  Returns 0 or -1. */
+int server_open_image(struct server *srv);
+void server_close_image(struct server *srv);
+
+/* Load or create the host key and log its fingerprint (host_key.c). */
+int server_load_host_key(struct server *srv);
+
+/* Bind the listening sockets (listen.c).  Returns 0 or -1. */
+int server_listen(struct server *srv);
+
+/* Create the epoll instance and the signalfd and watch the listening
+ * sockets (loop.c): the last start-up step that creates descriptors.
+ * Returns 0 or -1. */
+int server_prepare_loop(struct server *srv);
+
+/* Run the event loop until SIGTERM, SIGINT or SIGHUP and every session
+ * ended (loop.c).  Returns 0, or -1 when the loop itself failed. */
+int server_run(struct server *srv);
+
+/* The SFTP subsystem over the server's vfs (sftp_subsystem.c). */
+extern const struct ssh_subsystem server_sftp_subsystem;
+
+#endif
