@@ -87,7 +87,7 @@ endif
 
 SUBMAKE := $(MAKE) --no-print-directory $(if $(filter 0,$(V)),-s)
 
-.PHONY: all lib bins tree fuzz-targets test fuzz bench install clean
+.PHONY: all lib bins tree fuzz-targets test fuzz bench run install clean
 
 all: lib bins
 
@@ -151,10 +151,17 @@ bench:
 	    BUILD="$(CURDIR)/build" bash "$$script"; \
 	done
 
+# Serve a demo image in demo/ on 127.0.0.1:22022 (scripts/run-demo.sh).
+run:
+	@scripts/deps.sh
+	@$(SUBMAKE) VARIANT=release all
+	@scripts/run-demo.sh
+
 install:
 	@$(SUBMAKE) VARIANT=release all
 	install -d "$(DESTDIR)$(PREFIX)/bin"
-	@set -e; for bin in build/sshfsd-image build/sshfsd; do \
+	@set -e; for bin in build/sshfsd-image build/sshfsd \
+	    build/sshfsd-sftp-server; do \
 	    if [ -f "$$bin" ]; then \
 	        echo "install -m 0755 $$bin $(DESTDIR)$(PREFIX)/bin/"; \
 	        install -m 0755 "$$bin" "$(DESTDIR)$(PREFIX)/bin/"; \

@@ -217,6 +217,8 @@ static void accept_one(struct server *srv, int lfd)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Keys uploaded since the last connection count for this one. */
+    server_reload_users(srv);
     c->srv = srv;
     c->fd = fd;
     c->id = ++srv->next_conn_id;

@@ -9,13 +9,20 @@
 #include "server/log.h"
 #include "server/server.h"
 
-/* The user named by --user logs in with the --key key.  A user without
- * a key exists but cannot log in. */
+/* The user named by --user logs in with the --key key only.  Without
+ * --key, that user and every other one take their keys from the image
+ * (users.h). */
+static bool is_command_line_user(const struct server *srv, const char *user)
+{
+    return srv->user_key && strcmp(user, srv->opts->user) == 0;
+}
+
 static bool user_exists(void *ctx, const char *user)
 {
     struct server *srv = ctx;
 
-    return strcmp(user, srv->opts->user) == 0;
+    return strcmp(user, srv->opts->user) == 0 ||
+           users_exists(&srv->users, user);
 }
 
 static bool key_allowed(void *ctx, const char *user,
@@ -23,8 +30,14 @@ static bool key_allowed(void *ctx, const char *user,
 {
     struct server *srv = ctx;
 
-    return user_exists(ctx, user) && srv->user_key &&
-           ssh_pubkey_equal(srv->user_key, key);
+    if (is_command_line_user(srv, user))
+        return ssh_pubkey_equal(srv->user_key, key);
+    return users_key_allowed(&srv->users, user, key);
+}
+
+void server_reload_users(struct server *srv)
+{
+    users_load_image(&srv->users, srv->lfs);
 }
 
 static void authenticated(void *ctx, void *conn_ctx, const char *user)
@@ -53,6 +66,7 @@ void server_init_ssh_config(struct server *srv)
     struct ssh_server_config *cfg = &srv->ssh;
 
     memset(cfg, 0, sizeof(*cfg));
+    users_init(&srv->users, srv->user_key ? o->user : NULL);
     srv->subsystems[0] = server_sftp_subsystem;
     cfg->hostkey = srv->hostkey;
     cfg->rekey_bytes = o->rekey_bytes;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "server/options.h"
+#include "server/users.h"
 #include "ssh/ssh.h"
 
 struct bd;
@@ -31,6 +32,7 @@ struct server {
     struct vfs *vfs;
     struct ssh_hostkey *hostkey;
     struct ssh_pubkey *user_key;    /* --key, or NULL */
+    struct users users;             /* from the image, see users.h */
     struct ssh_subsystem subsystems[1];
     struct ssh_server_config ssh;
 
@@ -52,6 +54,9 @@ uint64_t server_now_ms(void);
 
 /* Fill srv->ssh and srv->subsystems from the options (server.c). */
 void server_init_ssh_config(struct server *srv);
+
+/* Re-read the users and keys stored in the image (server.c). */
+void server_reload_users(struct server *srv);
 
 /* Open the image named by the options and mount it (image.c); messages
  * go to the log.  Returns 0 or -1. */

@@ -17,7 +17,8 @@ static int load_user_key(struct server *srv)
     int err;
 
     if (!o->key) {
-        log_warn("no --key given: user %s cannot log in", o->user);
+        log_info("no --key given: user %s logs in with the keys in the "
+                 "image's /%s.pub or /authorized_keys", o->user, o->user);
         return 0;
     }
     err = ssh_pubkey_parse_line(&srv->user_key, o->key, NULL);
@@ -41,6 +42,7 @@ static void cleanup(struct server *srv)
     server_close_image(srv);
     ssh_hostkey_free(srv->hostkey);
     ssh_pubkey_free(srv->user_key);
+    users_clear(&srv->users);
 }
 
 int main(int argc, char **argv)
