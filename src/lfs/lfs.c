@@ -321,7 +321,9 @@ static int name_cmp(const uint8_t *a, uint16_t alen, const char *b,
     int r = memcmp(a, b, alen < blen ? alen : blen);
     if (r)
         return r;
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
+    if (alen == blen)
+        return 0;
+    return alen < blen ? -1 : 1;
 }
 
 /* Id where a new name goes in m to keep the pair sorted, as the
@@ -921,7 +923,7 @@ static int mount_superblock(struct lfs *lfs, uint32_t image_blocks)
     /* the reference's limit: a small file is kept inline when it fits
      * in an eighth of a block (and in an attribute) */
     /* the longest name whose entry (with a file struct and an mtime)
-     * still fits a compacted metadata block, whatever name_max says */
+     * still fits a compacted metadata block, even if name_max is larger */
     lfs->name_fit = lfs->block_size - 92;
     lfs->inline_max = lfs->block_size / 8;
     if (lfs->inline_max > lfs->attr_max)
@@ -1571,7 +1573,7 @@ int lfs_time_decode(const uint8_t *buf, size_t len, struct timespec *ts)
 
 /*
  * Find the regular file at path, creating an empty one when it is missing
- * and create is set.  *created tells which happened.
+ * and create is set.  *created is set when the file was created.
  */
 int lfs_create_entry(struct lfs *lfs, const char *path, struct lfs_mdir **m,
                      uint16_t *id, bool *created, bool create)

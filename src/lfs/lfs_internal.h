@@ -89,7 +89,7 @@ struct lfs_entry {
 
 /* A decoded metadata pair. */
 struct lfs_mdir {
-    uint32_t pair[2];     /* pair[0] holds the newest valid log */
+    uint32_t pair[2];     /* pair[0] contains the newest valid log */
     uint32_t rev;
     uint32_t off;         /* end of the last valid commit in pair[0] */
     uint32_t etag;        /* tag the next commit's first tag is XORed with */
@@ -120,7 +120,7 @@ struct lfs_tagops {
     struct lfs_tagop ops[LFS_MAX_TAGOPS];
 };
 
-/* Where an entry lives: a pair and an id in it. */
+/* Location of an entry: a pair and an id in it. */
 struct lfs_loc {
     uint32_t pair[2];
     uint16_t id;
@@ -186,7 +186,7 @@ struct lfs {
     uint32_t block_count;
     uint32_t disk_version;
     uint32_t name_max;
-    uint32_t name_fit;         /* longest name an entry can hold here */
+    uint32_t name_fit;         /* maximum name length a metadata block fits */
     uint32_t file_max;
     uint32_t attr_max;
     uint32_t inline_max;
@@ -209,7 +209,7 @@ struct lfs {
     uint32_t alloc_free_hint;  /* free blocks left since the last scan */
     bool writes_since_sync;    /* progs to blocks other than last_block */
     uint32_t last_block;
-    int64_t size_cache;        /* lfs_fs_size's last answer, -1: stale */
+    int64_t size_cache;        /* lfs_fs_size's last result, -1: stale */
     uint32_t *pinned;          /* blocks allocated by an unfinished operation */
     int npinned, pinned_cap;
     /* files a commit in progress removes or replaces: the commit is not

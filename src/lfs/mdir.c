@@ -940,7 +940,7 @@ static int mdir_compact(struct lfs *lfs, struct lfs_mdir *m,
     uint16_t begin = 0;
     while (begin < m->count) {
         /* a chunk too large for a block is reported by the write itself,
-         * which knows the exact overhead */
+         * which computes the exact overhead */
         uint16_t end = begin + 1;
         uint32_t size = compact_size(m, begin, end);
         while (end < m->count && end - begin < LFS_MDIR_MAX_IDS &&
@@ -1171,7 +1171,7 @@ int lfs_mdir_create(struct lfs *lfs, const uint32_t tail[2], bool split,
     err = lfs_bd_read(lfs, b, 0, revbuf, 4);
     if (err == LFS_ERR_UNWRITTEN || err == LFS_ERR_AUTH ||
         err == LFS_ERR_CORRUPT)
-        memset(revbuf, 0, 4); /* whatever b held, it holds no newer log */
+        memset(revbuf, 0, 4); /* unreadable: it contains no newer log */
     else if (err)
         return err;
 
