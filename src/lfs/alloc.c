@@ -3,10 +3,11 @@
  *
  * littlefs keeps no free list on disk: a block is free when nothing
  * references it.  We keep a bitmap of blocks known to be in use, built by
- * walking the whole filesystem at mount.  Allocation takes the next clear
- * bit after a cursor and sets it.  Blocks freed by later commits are not
- * cleared one by one: when the bitmap runs out, the device is synced (so
- * the commits that freed blocks are durable before their blocks are
+ * walking the whole filesystem at the first allocation of a mount.
+ * Allocation takes the next clear bit after a cursor and sets it.  Blocks
+ * freed by later commits are not cleared one by one.  When the bitmap runs
+ * out, the device is synced (so the commits that freed blocks are durable
+ * before their blocks are
  * reused) and the bitmap is rebuilt by another walk.
  *
  * The walk covers the metadata tail list and also the directory tree,

@@ -4,9 +4,9 @@
  * littlefs keeps a directory as a chain of metadata pairs, and the
  * reference finds a name by scanning every pair.  With thousands of
  * entries that makes each lookup, and so each create, cost time in
- * proportion to the directory's size.  For directories past a threshold
- * we keep a hash table from name hash to the decoded pair holding the
- * name; a lookup then scans one pair (at most 254 entries).
+ * proportion to the directory's size.  So directories past a threshold
+ * get a hash table from name hash to the decoded pair that contains the
+ * name, and a lookup scans one pair (at most 254 entries).
  *
  * The index follows every change to the decoded pairs it covers: names
  * set and deleted by commits, entries moved by splits.  Anything less

@@ -307,9 +307,9 @@ static int node_move_block(struct lfs_node *n, uint32_t index)
     return 0;
 }
 
-/* Make the cache hold block index, ready to be changed.  with_old says
- * whether its current contents are needed (false when the caller
- * overwrites every byte that matters). */
+/* Load block index into the cache, ready to be changed.  with_old is
+ * false when the caller overwrites every byte that matters, so the
+ * current contents need not be read. */
 static int node_cache_take(struct lfs_node *n, uint32_t index,
                            uint32_t old_nblocks, bool with_old)
 {

@@ -68,7 +68,7 @@ enum lfs_whence { LFS_SEEK_SET = 0, LFS_SEEK_CUR = 1, LFS_SEEK_END = 2 };
 #define LFS_DISK_VERSION_2_1 0x00020001u
 
 /* Limits fixed by the format. */
-#define LFS_NAME_MAX_LIMIT 1022u     /* a NAME tag holds at most 1022 bytes */
+#define LFS_NAME_MAX_LIMIT 1022u     /* a NAME tag carries at most 1022 bytes */
 #define LFS_ATTR_MAX_LIMIT 1022u
 #define LFS_FILE_MAX_LIMIT 2147483647u
 

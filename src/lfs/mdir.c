@@ -261,8 +261,8 @@ struct pending_tag {
     uint32_t off;
 };
 
-/* Whether a commit's ids all make sense against count entries, so that
- * applying it cannot fail halfway (see apply_tag's checks). */
+/* Check a commit's ids against count entries with the same rules as
+ * apply_tag, so that a bad id cannot leave the commit applied in part. */
 static bool commit_is_consistent(uint32_t count,
                                  const struct pending_tag *pending, size_t n)
 {
@@ -385,10 +385,11 @@ static int seq_newer(uint32_t a, uint32_t b)
 }
 
 /*
- * Read a metadata block into lfs->buf.  On an encrypted image a sector
- * torn by power loss fails authentication; the log then ends before it,
- * as it would at a failed CRC, so read sector by sector up to the first
- * unreadable one and report the readable length in *len.
+ * Read a metadata block into lfs->buf.  On an encrypted image, a sector
+ * torn by power loss fails authentication, and the log ends before it as
+ * it would at a failed CRC.  So on such a failure the block is read
+ * sector by sector up to the first unreadable one, and *len is set to the
+ * readable length.
  */
 static int read_log(struct lfs *lfs, uint32_t block, uint32_t *len)
 {
@@ -871,8 +872,8 @@ static int move_entries(struct lfs_mdir *m, uint16_t from,
 
 /*
  * Id changes a commit makes are replayed onto open handles only once the
- * commit is on disk, and in the order they happened: splices first (they
- * number ids the way the split then sees them), then splits.
+ * commit is on disk, and in the order they happened.  Splices come first
+ * because the split points are numbered after them; splits follow.
  */
 struct commit_events {
     int count;
