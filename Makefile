@@ -15,6 +15,9 @@
 #                                     each; other tests/unit/*.c are linked
 #                                     into all of them as helpers
 #   tests/fuzz/fuzz_*.c            -> build-fuzz/fuzz/fuzz_*, libFuzzer targets
+#   src/server/sshfsd_main.c again -> $(BUILD)/tests/sshfsd-lockdown-probe,
+#                                     built with SSHFSD_LOCKDOWN_PROBE for
+#                                     tests/isolation/ (never installed)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -52,7 +55,7 @@ endif
 
 BASE_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE
 ALL_CFLAGS := $(BASE_CFLAGS) $(TREE_FLAGS) $(EXTRA_CFLAGS)
-LDLIBS := -lcrypto
+LDLIBS := -lcrypto -lseccomp
 TEST_LDLIBS := -lcmocka $(LDLIBS)
 
 LIB_SRCS := $(filter-out %_main.c,$(wildcard src/*/*.c))
@@ -71,12 +74,14 @@ BINS := $(TOOL_BINS) $(SERVER_BINS)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_HELPER_OBJS := $(UNIT_HELPERS:%.c=$(BUILD)/obj/%.o)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+PROBE_OBJ := $(BUILD)/obj/probe/sshfsd_main.o
+PROBE_BIN := $(BUILD)/tests/sshfsd-lockdown-probe
 
 ALL_OBJS := $(LIB_OBJS) $(UNIT_HELPER_OBJS) \
             $(TOOL_MAINS:%.c=$(BUILD)/obj/%.o) \
             $(SERVER_MAINS:%.c=$(BUILD)/obj/%.o) \
             $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) \
-            $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o)
+            $(FUZZ_SRCS:%.c=$(BUILD)/obj/%.o) $(PROBE_OBJ)
 
 # Quiet sub-makes, so that `make test` prints results only (V=1 shows all).
 # Rewrite the source list only when it changed, so that its timestamp
@@ -96,7 +101,7 @@ lib: $(LIB)
 bins: $(BINS)
 
 # Everything the test runner needs from one tree.
-tree: lib bins $(UNIT_BINS)
+tree: lib bins $(UNIT_BINS) $(PROBE_BIN)
 
 fuzz-targets: $(FUZZ_BINS)
 
@@ -115,6 +120,14 @@ $(TOOL_BINS): $(BUILD)/sshfsd-%: $(BUILD)/obj/src/tools/%_main.o $(LIB)
 	$(Q)$(TREE_CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
 $(SERVER_BINS): $(BUILD)/%: $(BUILD)/obj/src/server/%_main.o $(LIB)
+	$(Q)$(TREE_CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
+
+$(PROBE_OBJ): src/server/sshfsd_main.c
+	@mkdir -p $(@D)
+	$(Q)$(TREE_CC) $(ALL_CFLAGS) -DSSHFSD_LOCKDOWN_PROBE -MMD -MP -c $< -o $@
+
+$(PROBE_BIN): $(PROBE_OBJ) $(LIB)
+	@mkdir -p $(@D)
 	$(Q)$(TREE_CC) $(ALL_CFLAGS) $^ $(LDLIBS) -o $@
 
 $(UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(UNIT_HELPER_OBJS) $(LIB)

@@ -20,6 +20,7 @@ IMAGE_TOOL="$BUILD/sshfsd-image"
 OPENSSH_SERVER=/usr/lib/openssh/sftp-server
 MIB=${BENCH_MIB:-256}
 RUNS=${BENCH_RUNS:-5}
+. "$ROOT/bench/lib.sh"
 
 if [ -z "${BENCH_DIR:-}" ]; then
     if [ -d /dev/shm ] && [ -w /dev/shm ]; then
@@ -48,15 +49,6 @@ head -c "$((MIB * 1024 * 1024))" /dev/urandom >"$WORK/source.bin"
 OURS="$SERVER $WORK/disk.img"
 THEIRS="$OPENSSH_SERVER -d $WORK/dir"
 
-# seconds COMMAND...: run the command and print the seconds it took.
-seconds() {
-    local start end
-    start=$(date +%s.%N)
-    "$@"
-    end=$(date +%s.%N)
-    awk -v a="$start" -v b="$end" 'BEGIN { print b - a }'
-}
-
 transfer() {
     local server=$1 direction=$2 batch="$WORK/batch"
     if [ "$direction" = put ]; then
@@ -69,10 +61,6 @@ transfer() {
     if [ "$direction" = get ]; then
         cmp "$WORK/source.bin" "$WORK/copy.bin"
     fi
-}
-
-median() {
-    sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
 declare -A result

@@ -15,42 +15,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-$PWD/build}
 MB=${BENCH_MB:-256}
-SSHD=/usr/sbin/sshd
 CLK_TCK=$(getconf CLK_TCK)
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/sshfsd-bench-ssh.XXXXXX")
-sshd_pid=""
-sshfsd_pid=""
-cleanup() {
-    set +e
-    for m in "$work/mnt_sshfsd" "$work/mnt_sshd"; do
-        if mountpoint -q "$m" 2>/dev/null; then
-            fusermount3 -u "$m"
-        fi
-    done
-    if [ -n "$sshd_pid" ]; then
-        kill "$sshd_pid" 2>/dev/null
-    fi
-    if [ -n "$sshfsd_pid" ]; then
-        kill "$sshfsd_pid" 2>/dev/null
-    fi
-    wait 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-cd "$work"
-
-free_port() {
-    /usr/bin/python3 -c '
-import random, socket
-while True:
-    p = random.randint(20000, 60000)
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p)); s.close(); print(p); break
-    except OSError:
-        s.close()'
-}
+. bench/lib.sh
+bench_init sshfsd-bench-ssh
 
 # CPU clock ticks (user + system) of a process, of its children it has
 # waited for (fields 14-17 of /proc/PID/stat) and of its live
@@ -66,59 +33,13 @@ cpu_ticks() {
     echo "$total"
 }
 
-wait_port() {
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "no server is listening on port $1 after 10 seconds" >&2
-    return 1
-}
-
-# Setup: one client key, one file, both servers.
-ssh-keygen -q -t ed25519 -N '' -f client_key
+# Setup: the file to transfer, both servers.
 head -c $((MB * 1024 * 1024)) /dev/urandom >data.bin
 mkdir -p served mnt_sshfsd mnt_sshd
-
-ssh-keygen -q -t ed25519 -N '' -f sshd_host_key
-cp client_key.pub authorized_keys
-sshd_port=$(free_port)
-cat >sshd_config <<EOF
-Port $sshd_port
-ListenAddress 127.0.0.1
-HostKey $work/sshd_host_key
-PidFile $work/sshd.pid
-AuthorizedKeysFile $work/authorized_keys
-StrictModes no
-UsePAM no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-Subsystem sftp internal-sftp
-EOF
-# sshd refuses to start without its privilege separation directory,
-# which the openssh-server package only creates when its service starts.
-if [ ! -d /run/sshd ]; then
-    mkdir -p -m 0755 /run/sshd
-fi
-"$SSHD" -D -e -f sshd_config 2>sshd.log &
-sshd_pid=$!
-
+start_sshd
 truncate -s $((MB * 2 + 64))M disk.img
 "$BUILD/sshfsd-image" format disk.img 4096 >/dev/null
-sshfsd_port=$(free_port)
-"$BUILD/sshfsd" --listen 127.0.0.1 --port "$sshfsd_port" -l warning \
-    --user "$(id -un)" --key "$(cat client_key.pub)" disk.img \
-    2>sshfsd.log &
-sshfsd_pid=$!
-wait_port "$sshd_port"
-wait_port "$sshfsd_port"
-
-client_opts=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-    -o IdentitiesOnly=yes -o BatchMode=yes -o IdentityFile="$work/client_key"
-    -o LogLevel=ERROR)
+start_sshfsd disk.img
 
 # measure NAME SERVER_PID CMD...: run CMD, print "seconds cpu_seconds".
 measure() {
@@ -148,13 +69,6 @@ row() {
         "$(echo "$s_cpu * 1000 / $MB" | bc -l)" \
         "$(echo "$o_cpu * 1000 / $MB" | bc -l)" \
         "$(echo "if ($o_cpu > 0) $s_cpu / $o_cpu else 0" | bc -l)")")
-}
-
-sftp_run() {
-    local port=$1 cipher=$2 batch=$3
-    shift 3
-    sftp -q -b "$batch" -P "$port" "${client_opts[@]}" -c "$cipher" "$@" \
-        "$(id -un)@127.0.0.1"
 }
 
 for spec in chacha20-poly1305@openssh.com aes128-gcm@openssh.com \
@@ -189,10 +103,6 @@ done
 
 # sshfs: sequential write, then (after a fresh mount, so that no page
 # cache helps) sequential read, with chacha20-poly1305.
-sshfs_mount() {
-    sshfs -p "$1" "${client_opts[@]}" -o Ciphers=chacha20-poly1305@openssh.com \
-        "$(id -un)@127.0.0.1:$2" "$3"
-}
 dd_write() { dd if="$work/data.bin" of="$1" bs=1M conv=fsync status=none; }
 dd_read() { dd if="$1" of=/dev/null bs=1M status=none; }
 

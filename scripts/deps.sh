@@ -16,6 +16,7 @@ set -eu
 #                                interoperability tests with real clients
 #   putty-tools, python3-paramiko, rclone, lftp, curl
 #                                the other SSH clients tests/ssh/ runs
+#   strace                       tests/isolation/ traces the servers
 PACKAGES="
 build-essential
 pkg-config
@@ -37,6 +38,7 @@ python3-paramiko
 rclone
 lftp
 curl
+strace
 "
 
 missing=""

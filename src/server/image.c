@@ -43,21 +43,19 @@ static int read_key_file(const char *path, char *buf, size_t size)
     return 0;
 }
 
-/* The key from --blockkey, --blockkey-file or $SSHFSD_BLOCKKEY; *len is
- * 0 when none was given. */
-static int load_block_key(const struct server_options *o,
+int server_load_block_key(const char *hex, const char *file,
                           uint8_t key[BD_CCM_KEY_MAX], size_t *len)
 {
     char text[KEY_FILE_MAX], err[256];
-    const char *hex = o->blockkey_hex, *source = "--blockkey";
+    const char *source = "--blockkey";
     int rc = 0;
 
     *len = 0;
-    if (o->blockkey_file) {
-        if (read_key_file(o->blockkey_file, text, sizeof(text)))
+    if (file) {
+        if (read_key_file(file, text, sizeof(text)))
             return -1;
         hex = text;
-        source = o->blockkey_file;
+        source = file;
     } else if (!hex && getenv(OPTIONS_BLOCKKEY_ENV) &&
                getenv(OPTIONS_BLOCKKEY_ENV)[0]) {
         hex = getenv(OPTIONS_BLOCKKEY_ENV);
@@ -95,12 +93,13 @@ int server_open_image(struct server *srv)
     size_t key_len;
     char err[BD_ERROR_MAX];
     struct vfs_lfs_options vopts = {
-        .uid = (uint32_t)getuid(),
-        .gid = (uint32_t)getgid(),
+        .uid = srv->owner_uid,
+        .gid = srv->owner_gid,
         .read_only = o->read_only,
     };
 
-    if (load_block_key(o, key, &key_len))
+    if (server_load_block_key(o->blockkey_hex, o->blockkey_file, key,
+                              &key_len))
         return -1;
     err[0] = '\0';
     srv->bd = bd_open_image(o->image, !o->read_only, key_len ? key : NULL,

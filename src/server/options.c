@@ -22,6 +22,8 @@ enum {
     OPT_REKEY_LIMIT,
     OPT_REKEY_INTERVAL,
     OPT_LOGIN_GRACE,
+    OPT_NO_SANDBOX,
+    OPT_RUN_AS,
     OPT_VERSION,
 };
 
@@ -41,6 +43,8 @@ static const struct option long_options[] = {
     { "rekey-limit", required_argument, NULL, OPT_REKEY_LIMIT },
     { "rekey-interval", required_argument, NULL, OPT_REKEY_INTERVAL },
     { "login-grace-time", required_argument, NULL, OPT_LOGIN_GRACE },
+    { "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+    { "run-as", required_argument, NULL, OPT_RUN_AS },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -69,6 +73,9 @@ static const char usage_text[] =
     "      --rekey-limit BYTES  re-key after BYTES in either direction;\n"
     "                           K, M and G suffixes (default 1G)\n"
     "      --rekey-interval S   re-key after S seconds (default 3600)\n"
+    "      --run-as USER        user to switch to when started as root\n"
+    "                           (default nobody)\n"
+    "      --no-sandbox         skip the lock-down (for debugging only)\n"
     "  -h, --help               show this help and exit\n"
     "      --version            show the version and exit\n";
 
@@ -193,6 +200,12 @@ static int parse_option(int c, const char *arg, struct server_options *opts)
         return 0;
     case OPT_BLOCKKEY_FILE:
         opts->blockkey_file = arg;
+        return 0;
+    case OPT_NO_SANDBOX:
+        opts->no_sandbox = true;
+        return 0;
+    case OPT_RUN_AS:
+        opts->run_as = arg;
         return 0;
     }
     return parse_number_option(c, arg, opts);

@@ -32,6 +32,8 @@ struct server_options {
     const char *blockkey_hex;   /* AES key of an encrypted image */
     const char *blockkey_file;
     bool read_only;
+    bool no_sandbox;
+    const char *run_as;         /* --run-as, or NULL */
     enum log_level log_level;
     unsigned max_connections;
     unsigned max_startups;      /* unauthenticated connections */

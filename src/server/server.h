@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "block/bd.h"
 #include "server/options.h"
 #include "server/users.h"
 #include "ssh/ssh.h"
@@ -35,6 +36,10 @@ struct server {
     struct users users;             /* from the image, see users.h */
     struct ssh_subsystem subsystems[1];
     struct ssh_server_config ssh;
+    /* The owner every file reports: the user that started the server,
+     * read before the lock-down may switch to another one. */
+    uint32_t owner_uid;
+    uint32_t owner_gid;
 
     int epoll_fd;
     int signal_fd;
@@ -57,6 +62,12 @@ void server_init_ssh_config(struct server *srv);
 
 /* Re-read the users and keys stored in the image (server.c). */
 void server_reload_users(struct server *srv);
+
+/* The AES key of an encrypted image from hex digits, else from a file,
+ * else from $SSHFSD_BLOCKKEY (image.c); *len is 0 when there is none.
+ * Returns 0, or -1 after logging why the key is unusable. */
+int server_load_block_key(const char *hex, const char *file,
+                          uint8_t key[BD_CCM_KEY_MAX], size_t *len);
 
 /* Open the image named by the options and mount it (image.c); messages
  * go to the log.  Returns 0 or -1. */

@@ -2,8 +2,6 @@
  * The "sftp" subsystem: moves bytes between a channel's queues and an
  * SFTP session (sftp/sftp.h) serving the server's vfs.
  */
-#include <unistd.h>
-
 #include "server/log.h"
 #include "server/server.h"
 #include "sftp/sftp.h"
@@ -18,8 +16,8 @@ static void *sftp_start(void *ctx, const char *user)
 {
     struct server *srv = ctx;
     struct sftp_options opts = {
-        .uid = (uint32_t)getuid(),
-        .gid = (uint32_t)getgid(),
+        .uid = srv->owner_uid,
+        .gid = srv->owner_gid,
         .user_name = user,
         .group_name = user,
         .read_only = srv->opts->read_only,

@@ -20,9 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "block/bd.h"
 #include "lfs/lfs.h"
 #include "server/log.h"
+#include "server/sandbox.h"
+#include "server/server.h"
 #include "sftp/sftp.h"
 #include "vfs/vfs.h"
 
@@ -44,6 +48,10 @@ struct options {
     uint32_t gid;
     uint32_t umask;
     enum log_level log_level;
+    const char *run_as;
+    int no_sandbox;
+    const char *blockkey_hex;
+    const char *blockkey_file;
 };
 
 /* The image as served: device, mount and the vfs over it. */
@@ -57,7 +65,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: " PROGRAM " [-R] [-u UMASK] [--uid UID] [--gid GID] "
-            "[-l LEVEL] IMAGE\n"
+            "[-l LEVEL] [--run-as USER] [--no-sandbox] IMAGE\n"
             "Serve the littlefs image IMAGE over SFTP on standard input "
             "and output.\n"
             "  -R, --read-only  reject every request that would change "
@@ -74,7 +82,14 @@ static void usage(FILE *out)
             "  -l, --log-level LEVEL\n"
             "                   log to standard error up to LEVEL: error "
             "(default), warn,\n"
-            "                   info, debug or trace\n");
+            "                   info, debug or trace\n"
+            "  --blockkey HEX   AES key of an encrypted image (also "
+            "$SSHFSD_BLOCKKEY)\n"
+            "  --blockkey-file FILE\n"
+            "                   read that key from FILE\n"
+            "  --run-as USER    user to switch to when started as root "
+            "(default nobody)\n"
+            "  --no-sandbox     skip the lock-down (for debugging only)\n");
 }
 
 static int parse_id(const char *text, uint32_t *out)
@@ -121,6 +136,10 @@ static int parse_options(int argc, char **argv, struct options *opts)
         { "uid", required_argument, NULL, 'I' },
         { "gid", required_argument, NULL, 'G' },
         { "log-level", required_argument, NULL, 'l' },
+        { "run-as", required_argument, NULL, 'U' },
+        { "blockkey", required_argument, NULL, 'K' },
+        { "blockkey-file", required_argument, NULL, 'F' },
+        { "no-sandbox", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -159,6 +178,18 @@ static int parse_options(int argc, char **argv, struct options *opts)
                 return EXIT_USAGE;
             }
             break;
+        case 'U':
+            opts->run_as = optarg;
+            break;
+        case 'K':
+            opts->blockkey_hex = optarg;
+            break;
+        case 'F':
+            opts->blockkey_file = optarg;
+            break;
+        case 'N':
+            opts->no_sandbox = 1;
+            break;
         case 'h':
             usage(stdout);
             exit(EXIT_OK);
@@ -187,9 +218,16 @@ static int image_open(const struct options *opts, struct served_image *img)
         .read_only = opts->read_only,
     };
 
-    /* Encrypted images will pass their key here (NULL: a plain image). */
-    img->bd = bd_open_image(opts->image, !opts->read_only, NULL, 0, error,
+    uint8_t key[BD_CCM_KEY_MAX];
+    size_t key_len;
+
+    if (server_load_block_key(opts->blockkey_hex, opts->blockkey_file, key,
+                              &key_len))
+        return -1;
+    img->bd = bd_open_image(opts->image, !opts->read_only,
+                            key_len ? key : NULL, key_len, error,
                             sizeof(error));
+    OPENSSL_cleanse(key, sizeof(key));
     if (!img->bd) {
         log_error("cannot open image %s: %s", opts->image, error);
         return -1;
@@ -197,6 +235,12 @@ static int image_open(const struct options *opts, struct served_image *img)
 
     int err = lfs_mount(&img->lfs, img->bd, &mount_opts);
 
+    if (err && bd_ccm_explain_mount_failure(img->bd, "--blockkey", error,
+                                            sizeof(error))) {
+        log_error("cannot mount image %s: %s", opts->image, error);
+        bd_close(img->bd);
+        return -1;
+    }
     if (err) {
         log_error("cannot mount image %s: %s%s%s", opts->image,
                   lfs_strerror(err), img->bd->error[0] ? ": " : "",
@@ -376,6 +420,25 @@ static struct sftp_session *session_new(const struct options *opts,
     return sftp_session_new(vfs, &sftp_opts);
 }
 
+/* Standard streams, the image, and a few to spare. */
+#define STDIO_MAX_FILES 16
+
+static int lock_down(const struct options *opts)
+{
+    struct sandbox_options sb = {
+        .program = SANDBOX_STDIO_SERVER,
+        .run_as = opts->run_as,
+        .run_as_given = opts->run_as != NULL,
+        .max_files = STDIO_MAX_FILES,
+    };
+
+    if (opts->no_sandbox) {
+        sandbox_warn_disabled();
+        return 0;
+    }
+    return sandbox_enter(&sb);
+}
+
 int main(int argc, char **argv)
 {
     struct options opts = { 0 };
@@ -403,7 +466,11 @@ int main(int argc, char **argv)
     log_info("session opened on image %s%s", opts.image,
              opts.read_only ? " (read-only)" : "");
 
-    if (set_nonblocking(STDIN_FILENO, &stdin_flags) ||
+    /* The session has looked up the names of its owner: nothing more is
+     * needed from the file system. */
+    if (lock_down(&opts))
+        status = EXIT_FAILED;
+    else if (set_nonblocking(STDIN_FILENO, &stdin_flags) ||
         set_nonblocking(STDOUT_FILENO, &stdout_flags)) {
         log_error("cannot set up standard input and output: %s",
                   strerror(errno));

@@ -2,6 +2,7 @@
  * sshfsd: an SSH server that speaks only SFTP and serves one littlefs
  * disk image.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,7 +10,12 @@
 
 #include "server/log.h"
 #include "server/options.h"
+#include "server/sandbox.h"
 #include "server/server.h"
+
+/* Descriptors besides the connections: standard streams, image, epoll,
+ * signalfd, listening sockets, and one for a connection being refused. */
+#define FIXED_FILES (OPTIONS_LISTEN_MAX * 2 + 16)
 
 static int load_user_key(struct server *srv)
 {
@@ -28,6 +34,32 @@ static int load_user_key(struct server *srv)
                   ssh_strerror(err));
         return -1;
     }
+    return 0;
+}
+
+static int lock_down(const struct server_options *o)
+{
+    struct sandbox_options sb = {
+        .program = SANDBOX_NETWORK_SERVER,
+        .run_as = o->run_as,
+        .run_as_given = o->run_as != NULL,
+        .max_files = o->max_connections + FIXED_FILES,
+    };
+
+    if (o->no_sandbox) {
+        sandbox_warn_disabled();
+        return 0;
+    }
+    if (sandbox_enter(&sb))
+        return -1;
+#ifdef SSHFSD_LOCKDOWN_PROBE
+    /* Only in the test build of tests/isolation/: a call the lock-down
+     * forbids, which must end the process with SIGSYS. */
+    log_info("lock-down probe: calling openat()");
+    int fd = openat(AT_FDCWD, "/etc/passwd", O_RDONLY);
+    log_error("lock-down probe: openat() returned %d", fd);
+    return -1;
+#endif
     return 0;
 }
 
@@ -65,6 +97,8 @@ int main(int argc, char **argv)
     srv.opts = &opts;
     srv.epoll_fd = -1;
     srv.signal_fd = -1;
+    srv.owner_uid = (uint32_t)getuid();
+    srv.owner_gid = (uint32_t)getgid();
 
     if (load_user_key(&srv) || server_open_image(&srv) ||
         server_load_host_key(&srv)) {
@@ -72,7 +106,8 @@ int main(int argc, char **argv)
         return 1;
     }
     server_init_ssh_config(&srv);
-    if (server_listen(&srv) || server_prepare_loop(&srv)) {
+    if (server_listen(&srv) || server_prepare_loop(&srv) ||
+        lock_down(&opts)) {
         cleanup(&srv);
         return 1;
     }

@@ -36,7 +36,8 @@ done
 # The commands that serve the image, and the reference directory.
 IMAGE="$WORK/disk.img"
 REFERENCE="$WORK/reference"
-OURS=("$SERVER" -u "$UMASK" "$IMAGE")
+OURS=("$SERVER" ${SERVER_SANDBOX_ARGS[@]+"${SERVER_SANDBOX_ARGS[@]}"}
+    -u "$UMASK" "$IMAGE")
 THEIRS=("$OPENSSH_SERVER" -u "$UMASK" -d "$REFERENCE")
 
 "$IMAGE_TOOL" format "$IMAGE" 4096 --size 256M >/dev/null || {
@@ -305,5 +306,26 @@ f 644 0 ./empty
 f 644 14 ./log
 f 644 20 ./cut
 f 644 6 ./target" "$(cat ours.manifest.cmp)"
+
+# An encrypted image: the key from a file, and a wrong key that the
+# server explains instead of serving garbage.
+KEY_HEX=000102030405060708090a0b0c0d0e0f
+echo "$KEY_HEX" >enc.key
+"$IMAGE_TOOL" format --key "$KEY_HEX" --size 8M enc.img 512 >/dev/null
+"$IMAGE_TOOL" write --key "$KEY_HEX" enc.img /hello.txt "encrypted hello" \
+    >/dev/null
+rm -f hello.out
+timeout 60 sftp -q -b - -D "$SERVER ${SERVER_SANDBOX_ARGS[*]} --blockkey-file $WORK/enc.key $WORK/enc.img" \
+    >enc.out 2>&1 <<'BATCH'
+get /hello.txt hello.out
+BATCH
+check_eq "encrypted image served with --blockkey-file" "encrypted hello" \
+    "$(cat hello.out 2>/dev/null)"
+status=0
+"$SERVER" ${SERVER_SANDBOX_ARGS[@]+"${SERVER_SANDBOX_ARGS[@]}"} \
+    --blockkey ffffffffffffffffffffffffffffffff enc.img </dev/null \
+    >wrongkey.out 2>&1 || status=$?
+check_eq "a wrong key stops the server" 1 "$status"
+check_contains "and the error says why" "wrong key" "$(cat wrongkey.out)"
 
 check_finish

@@ -60,8 +60,9 @@ if ! run_probe theirs.txt "$REFERENCE" "${RUN_AS[@]}" "$OPENSSH_SERVER" \
         theirs.txt.err
     check_finish
 fi
-if ! run_probe ours.txt "" "$SERVER" -u 022 --uid "$OWNER_UID" \
-    --gid "$OWNER_GID" disk.img; then
+if ! run_probe ours.txt "" "$SERVER" \
+    ${SERVER_SANDBOX_ARGS[@]+"${SERVER_SANDBOX_ARGS[@]}"} -u 022 \
+    --uid "$OWNER_UID" --gid "$OWNER_GID" disk.img; then
     check_fail "probe runs against sshfsd-sftp-server" "probe failed" \
         ours.txt.err
     check_finish

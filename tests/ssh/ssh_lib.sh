@@ -64,7 +64,9 @@ start_server() {
     shift
     SERVER_LOG=$log
     PORT=$(pick_port)
-    "$SSHFSD" --listen 127.0.0.1 --port "$PORT" "$@" >"$log" 2>&1 &
+    "$SSHFSD" --listen 127.0.0.1 --port "$PORT" \
+        ${SERVER_SANDBOX_ARGS[@]+"${SERVER_SANDBOX_ARGS[@]}"} "$@" \
+        >"$log" 2>&1 &
     SERVER_PID=$!
     for i in $(seq 100); do
         if grep -q "Server listening" "$log"; then
