@@ -74,7 +74,7 @@ static void cleanup(struct server *srv)
     server_close_image(srv);
     ssh_hostkey_free(srv->hostkey);
     ssh_pubkey_free(srv->user_key);
-    users_clear(&srv->users);
+    users_free(&srv->users);
 }
 
 int main(int argc, char **argv)

@@ -1,6 +1,7 @@
 /*
  * Users and keys from the image's root directory (see users.h).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,78 @@ void users_clear(struct users *u)
     u->count = 0;
     u->capacity = 0;
     u->rejected_lines = 0;
+}
+
+void users_free(struct users *u)
+{
+    users_clear(u);
+    free(u->warnings);
+    free(u->previous_warnings);
+    u->warnings = NULL;
+    u->warnings_len = 0;
+    u->previous_warnings = NULL;
+}
+
+/// Warnings ///
+
+/* Log a problem with a key file, or while the image is read, keep it for
+ * flush_warnings().  Without memory to keep it, it is logged at once. */
+static void users_warn(struct users *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void users_warn(struct users *u, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    int n;
+    char *grown;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n >= sizeof(line))
+        n = (int)sizeof(line) - 1;
+    if (!u->collecting) {
+        log_warn("%s", line);
+        return;
+    }
+    grown = realloc(u->warnings, u->warnings_len + (size_t)n + 2);
+    if (!grown) {
+        log_warn("%s", line);
+        return;
+    }
+    u->warnings = grown;
+    memcpy(u->warnings + u->warnings_len, line, (size_t)n);
+    u->warnings_len += (size_t)n;
+    u->warnings[u->warnings_len++] = '\n';
+    u->warnings[u->warnings_len] = '\0';
+}
+
+/* Log the warnings of the reading that just ended, unless they are the
+ * same as the previous reading's. */
+static void flush_warnings(struct users *u)
+{
+    const char *text = u->warnings ? u->warnings : "";
+    const char *previous = u->previous_warnings ? u->previous_warnings : "";
+
+    if (strcmp(text, previous) == 0) {
+        if (text[0])
+            log_debug("key files unchanged: their warnings are not "
+                      "repeated");
+    } else {
+        for (const char *p = text; *p;) {
+            const char *end = strchr(p, '\n');
+
+            log_warn("%.*s", (int)(end - p), p);
+            p = end + 1;
+        }
+    }
+    free(u->previous_warnings);
+    u->previous_warnings = u->warnings;
+    u->warnings = NULL;
+    u->warnings_len = 0;
 }
 
 /* Take ownership of key.  Returns 0, or -1 when the table is full or
@@ -138,7 +211,7 @@ static void reject_line(struct users *u, const char *file, unsigned line_no,
                         const char *why)
 {
     u->rejected_lines++;
-    log_warn("%s line %u skipped: %s", file, line_no, why);
+    users_warn(u, "%s line %u skipped: %s", file, line_no, why);
 }
 
 /* Parse one key line.  Returns the key and sets *comment (NULL when the
@@ -276,8 +349,8 @@ void users_parse_authorized_keys(struct users *u, const char *file,
 /* Read a whole file of at most USERS_FILE_MAX bytes.  Returns the
  * contents (to be freed) and sets *len, or returns NULL after logging
  * why, except for a missing file when missing_ok. */
-static char *read_small_file(struct lfs *lfs, const char *path,
-                             bool missing_ok, size_t *len)
+static char *read_small_file(struct users *u, struct lfs *lfs,
+                             const char *path, bool missing_ok, size_t *len)
 {
     struct lfs_file *file = NULL;
     struct lfs_info info;
@@ -289,23 +362,23 @@ static char *read_small_file(struct lfs *lfs, const char *path,
     if (err == LFS_ERR_NOENT && missing_ok)
         return NULL;
     if (err) {
-        log_warn("reading %s failed: %s", path, lfs_strerror(err));
+        users_warn(u, "reading %s failed: %s", path, lfs_strerror(err));
         return NULL;
     }
     if (info.type != LFS_TYPE_REG) {
-        log_warn("%s is not a regular file; skipped", path);
+        users_warn(u, "%s is not a regular file; skipped", path);
         return NULL;
     }
     if (info.size > USERS_FILE_MAX) {
-        log_warn("%s is %u bytes, over the limit of %u for key files; "
-                 "skipped", path, (unsigned)info.size,
-                 (unsigned)USERS_FILE_MAX);
+        users_warn(u, "%s is %u bytes, over the limit of %u for key files; "
+                   "skipped", path, (unsigned)info.size,
+                   (unsigned)USERS_FILE_MAX);
         return NULL;
     }
 
     err = lfs_file_open(lfs, &file, path, LFS_O_RDONLY);
     if (err) {
-        log_warn("opening %s failed: %s", path, lfs_strerror(err));
+        users_warn(u, "opening %s failed: %s", path, lfs_strerror(err));
         return NULL;
     }
     /* Reading one byte past the limit detects a file that grew since
@@ -315,10 +388,11 @@ static char *read_small_file(struct lfs *lfs, const char *path,
     lfs_file_discard(file);
     if (n < 0 || n > USERS_FILE_MAX) {
         if (n < 0)
-            log_warn("reading %s failed: %s", path, lfs_strerror((int)n));
+            users_warn(u, "reading %s failed: %s", path,
+                       lfs_strerror((int)n));
         else
-            log_warn("%s is over the limit of %u bytes for key files; "
-                     "skipped", path, (unsigned)USERS_FILE_MAX);
+            users_warn(u, "%s is over the limit of %u bytes for key "
+                       "files; skipped", path, (unsigned)USERS_FILE_MAX);
         free(buf);
         return NULL;
     }
@@ -344,7 +418,7 @@ static void load_pub_file(struct users *u, struct lfs *lfs,
     snprintf(path, sizeof(path), "/%s", file_name);
     memcpy(name, file_name, name_len);
     name[name_len] = '\0';
-    text = read_small_file(lfs, path, false, &len);
+    text = read_small_file(u, lfs, path, false, &len);
     if (!text)
         return;
     users_parse_pub_file(u, path, name, text, len);
@@ -362,12 +436,13 @@ static void load_pub_files(struct users *u, struct lfs *lfs)
      * stack. */
     info = malloc(sizeof(*info));
     if (!info) {
-        log_warn("listing / for key files failed: out of memory");
+        users_warn(u, "listing / for key files failed: out of memory");
         return;
     }
     rc = lfs_dir_open(lfs, &dir, "/");
     if (rc) {
-        log_warn("listing / for key files failed: %s", lfs_strerror(rc));
+        users_warn(u, "listing / for key files failed: %s",
+                   lfs_strerror(rc));
         free(info);
         return;
     }
@@ -375,18 +450,19 @@ static void load_pub_files(struct users *u, struct lfs *lfs)
         if (!is_pub_file(info))
             continue;
         if (files == USERS_PUB_FILES_MAX) {
-            log_warn("more than %u .pub files in /; the rest are skipped",
-                     (unsigned)USERS_PUB_FILES_MAX);
+            users_warn(u, "more than %u .pub files in /; the rest are "
+                       "skipped", (unsigned)USERS_PUB_FILES_MAX);
             break;
         }
         files++;
         load_pub_file(u, lfs, info->name);
     }
     if (rc < 0)
-        log_warn("listing / for key files failed: %s", lfs_strerror(rc));
+        users_warn(u, "listing / for key files failed: %s",
+                   lfs_strerror(rc));
     rc = lfs_dir_close(dir);
     if (rc)
-        log_warn("closing / failed: %s", lfs_strerror(rc));
+        users_warn(u, "closing / failed: %s", lfs_strerror(rc));
     free(info);
 }
 
@@ -396,11 +472,14 @@ void users_load_image(struct users *u, struct lfs *lfs)
     char *text;
 
     users_clear(u);
+    u->collecting = true;
     load_pub_files(u, lfs);
-    text = read_small_file(lfs, AUTHORIZED_KEYS_PATH, true, &len);
+    text = read_small_file(u, lfs, AUTHORIZED_KEYS_PATH, true, &len);
     if (text) {
         users_parse_authorized_keys(u, AUTHORIZED_KEYS_PATH, text, len);
         free(text);
     }
+    u->collecting = false;
+    flush_warnings(u);
     log_debug("read %zu user keys from the image", u->count);
 }

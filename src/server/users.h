@@ -8,8 +8,10 @@
  * line is logged as a warning with its file and line number and skipped.
  *
  * The server re-reads these files for every new connection, so a key
- * uploaded over SFTP works for the next login.  The --user/--key user is
- * not kept here: server.c checks it first.
+ * uploaded over SFTP works for the next login.  Problems found while
+ * reading are logged again only when they differ from the previous
+ * reading, so that every connection does not repeat the same warnings.
+ * The --user/--key user is not kept here: server.c checks it first.
  */
 #ifndef SSHFSD_SERVER_USERS_H
 #define SSHFSD_SERVER_USERS_H
@@ -40,11 +42,20 @@ struct users {
     size_t count;
     size_t capacity;
     unsigned rejected_lines;    /* malformed, with options, or past the key cap */
+
+    /* Warnings of the reading in progress, one per line, and those of the
+     * previous reading (users_load_image). */
+    bool collecting;
+    char *warnings;
+    size_t warnings_len;
+    char *previous_warnings;
 };
 
 void users_init(struct users *u, const char *reserved_user);
 /* Free every entry and reset the counters; reserved_user stays. */
 void users_clear(struct users *u);
+/* users_clear, and forget the warnings of the last reading too. */
+void users_free(struct users *u);
 
 /* Add the keys in the text of a NAME.pub file for user name.  file names
  * the file in log lines. */

@@ -70,6 +70,20 @@ check_ok "alice removes /newuser.pub" \
     sftp_as alice alice <<<"rm /newuser.pub"
 check_rejected "newuser rejected after the key is removed" \
     "Permission denied" sftp_as newuser newuser
+
+# Every connection re-reads the files, but the same warnings are logged
+# only once; a changed file logs its warnings again.
+check_eq "unchanged warnings are not repeated" "1 1" \
+    "$(grep -c '/authorized_keys line 4 skipped' server.log) $(grep -c \
+    '/authorized_keys line 5 skipped' server.log)"
+echo "another bad line" >>authorized_keys
+check_ok "alice uploads a changed /authorized_keys" \
+    sftp_as alice alice <<<"put authorized_keys /authorized_keys"
+lists_root "bob still logs in after the change" bob bob
+check_eq "changed file logs its warnings again" "2 2 1" \
+    "$(grep -c '/authorized_keys line 4 skipped' server.log) $(grep -c \
+    '/authorized_keys line 5 skipped' server.log) $(grep -c \
+    '/authorized_keys line 7 skipped' server.log)"
 check_stopped "server stops cleanly"
 
 # Without --key, the --user user takes its keys from the image too.

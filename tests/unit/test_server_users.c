@@ -232,7 +232,7 @@ static void image_root_files_are_read(void **state)
     assert_false(users_exists(&u, "alice"));
     assert_true(users_key_allowed(&u, "bob", key_b));
 
-    users_clear(&u);
+    users_free(&u);
     assert_int_equal(lfs_unmount(lfs), 0);
     bd_close(bd);
 }
