@@ -65,7 +65,9 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: " PROGRAM " [-R] [-u UMASK] [--uid UID] [--gid GID] "
-            "[-l LEVEL] [--run-as USER] [--no-sandbox] IMAGE\n"
+            "[-l LEVEL]\n"
+            "       [--blockkey HEX | --blockkey-file FILE] [--run-as USER]\n"
+            "       [--no-sandbox] IMAGE\n"
             "Serve the littlefs image IMAGE over SFTP on standard input "
             "and output.\n"
             "  -R, --read-only  reject every request that would change "
