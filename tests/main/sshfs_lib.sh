@@ -73,3 +73,24 @@ unmount_all() {
     MOUNT_DIRS=()
     MOUNT_PIDS=()
 }
+
+# wait_bounded SECONDS PID...: wait until every PID has exited, for at
+# most SECONDS.  On a timeout, unmount and stop every sshfs, so that
+# requests stuck on a mount fail and their processes can exit, and
+# return 1.  The caller still waits for each PID to get its status.
+wait_bounded() {
+    local i pid alive
+    for i in $(seq $(($1 * 10))); do
+        alive=0
+        for pid in "${@:2}"; do
+            if kill -0 "$pid" 2>/dev/null; then
+                alive=1
+            fi
+        done
+        [ "$alive" -eq 1 ] || return 0
+        sleep 0.1
+    done
+    echo "    still running after $1 seconds: stopping every sshfs"
+    unmount_all
+    return 1
+}
