@@ -44,6 +44,15 @@ uint64_t server_now_ms(void)
 
 /// Connections ///
 
+static void resume_accepting(struct server *srv);
+
+static int add_fd(struct server *srv, int fd, void *ptr)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ptr };
+
+    return epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 static void conn_close(struct conn *c)
 {
     struct server *srv = c->srv;
@@ -62,6 +71,7 @@ static void conn_close(struct conn *c)
         srv->unauth_count--;
     log_debug("conn %llu: closed", (unsigned long long)c->id);
     free(c);
+    resume_accepting(srv);
 }
 
 static void conn_process(struct conn *c)
@@ -193,7 +203,36 @@ static bool admit(struct server *srv, const char *addr, unsigned port)
     return true;
 }
 
-static void accept_one(struct server *srv, int lfd)
+/* Stop watching the listening sockets while no descriptor or memory is
+ * left for a new connection: they stay readable, and the level-triggered
+ * loop would otherwise call accept4() without end.  conn_close() resumes. */
+static void pause_accepting(struct server *srv, int err)
+{
+    if (srv->accept_paused)
+        return;
+    log_warn("cannot accept connections: %s; waiting until a connection "
+             "closes", strerror(err));
+    for (size_t i = 0; i < srv->listen_count; i++)
+        epoll_ctl(srv->epoll_fd, EPOLL_CTL_DEL, srv->listen_fds[i], NULL);
+    srv->accept_paused = true;
+}
+
+static void resume_accepting(struct server *srv)
+{
+    if (!srv->accept_paused || srv->stopping)
+        return;
+    srv->accept_paused = false;
+    for (size_t i = 0; i < srv->listen_count; i++) {
+        if (add_fd(srv, srv->listen_fds[i], &srv->listen_fds[i]) < 0)
+            log_error("cannot watch a listening socket again: %s",
+                      strerror(errno));
+    }
+    log_info("accepting connections again");
+}
+
+/* Accept one connection.  Returns false when there is none to accept now
+ * or accepting failed. */
+static bool accept_one(struct server *srv, int lfd)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
@@ -203,18 +242,25 @@ static void accept_one(struct server *srv, int lfd)
     int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
                      SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-    if (fd < 0)
-        return;
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM)
+            pause_accepting(srv, errno);
+        /* A connection reset before it was accepted is not a reason to
+         * stop the batch. */
+        return errno == ECONNABORTED || errno == EINTR;
+    }
     c = calloc(1, sizeof(*c));
     if (!c) {
         close(fd);
-        return;
+        pause_accepting(srv, ENOMEM);
+        return false;
     }
     describe_addr(&ss, c->addr, sizeof(c->addr), &c->port);
     if (!admit(srv, c->addr, c->port)) {
         close(fd);
         free(c);
-        return;
+        return true;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* Keys uploaded since the last connection count for this one. */
@@ -232,7 +278,7 @@ static void accept_one(struct server *srv, int lfd)
         ssh_session_free(c->ssh);
         close(fd);
         free(c);
-        return;
+        return true;
     }
     c->epoll_events = ev.events;
     c->next = srv->conns;
@@ -243,13 +289,16 @@ static void accept_one(struct server *srv, int lfd)
     srv->unauth_count++;
     log_info("Connection from %s port %u [conn %llu]", c->addr, c->port,
              (unsigned long long)c->id);
+    return true;
 }
 
 static void accept_all(struct server *srv, int lfd)
 {
     /* A bounded batch per event keeps the loop responsive. */
-    for (int i = 0; i < 16 && !srv->stopping; i++)
-        accept_one(srv, lfd);
+    for (int i = 0; i < 16 && !srv->stopping && !srv->accept_paused; i++) {
+        if (!accept_one(srv, lfd))
+            break;
+    }
 }
 
 /// Signals and shutdown ///
@@ -327,13 +376,6 @@ static int run_timers(struct server *srv)
     if (next == UINT64_MAX)
         return -1;
     return next <= now ? 0 : (int)(next - now > 60000 ? 60000 : next - now);
-}
-
-static int add_fd(struct server *srv, int fd, void *ptr)
-{
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ptr };
-
-    return epoll_ctl(srv->epoll_fd, EPOLL_CTL_ADD, fd, &ev);
 }
 
 static void dispatch_event(struct server *srv, struct epoll_event *ev)

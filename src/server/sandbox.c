@@ -100,40 +100,61 @@ static int switch_user(const char *name, uid_t uid, gid_t gid)
     return 0;
 }
 
-/* As root: chroot and switch user.  Otherwise the process keeps its user,
- * and --run-as must name that user or nothing. */
-static int drop_root(const struct sandbox_options *opts)
+/* The user to switch to, looked up while /etc/passwd can be read. */
+struct target_user {
+    bool switch_user;          /* started as root */
+    char name[64];
+    uid_t uid;
+    gid_t gid;
+};
+
+/* As root, find the --run-as user (default nobody).  Otherwise the
+ * process keeps its user, and --run-as may only name that user. */
+static int find_target_user(const struct sandbox_options *opts,
+                            struct target_user *t)
 {
     const char *name = opts->run_as ? opts->run_as : SANDBOX_DEFAULT_USER;
     struct passwd *pw;
 
-    errno = 0;
+    memset(t, 0, sizeof(*t));
+    if (geteuid() != 0 && !opts->run_as_given)
+        return 0;
     pw = getpwnam(name);
+    if (!pw) {
+        log_error("lock-down: unknown user '%s' for --run-as", name);
+        return -1;
+    }
     if (geteuid() != 0) {
-        if (opts->run_as_given && (!pw || pw->pw_uid != geteuid())) {
+        if (pw->pw_uid != geteuid()) {
             log_error("lock-down: --run-as %s needs a server started as "
                       "root", name);
             return -1;
         }
-        log_info("lock-down: not started as root, so no chroot; Landlock "
-                 "and seccomp keep the file system out of reach");
         return 0;
-    }
-    if (!pw) {
-        log_error("lock-down: unknown user '%s' for --run-as", name);
-        return -1;
     }
     if (pw->pw_uid == 0) {
         log_error("lock-down: --run-as user %s is root; name an "
                   "unprivileged user", name);
         return -1;
     }
-    uid_t uid = pw->pw_uid;
-    gid_t gid = pw->pw_gid;
+    t->switch_user = true;
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->uid = pw->pw_uid;
+    t->gid = pw->pw_gid;
+    return 0;
+}
 
+/* As root: chroot and switch user. */
+static int drop_root(const struct target_user *t)
+{
+    if (!t->switch_user) {
+        log_info("lock-down: not started as root, so no chroot and no "
+                 "change of user");
+        return 0;
+    }
     if (chroot_empty())
         return -1;
-    return switch_user(name, uid, gid);
+    return switch_user(t->name, t->uid, t->gid);
 }
 
 /// Resource limits ///
@@ -149,14 +170,33 @@ static int set_limit(int resource, rlim_t value, const char *what)
     return 0;
 }
 
+/* Set before the user switch, so that root may raise the open-files
+ * limit above its hard limit. */
 static int limit_resources(unsigned max_files)
 {
-    /* A core dump would hold the image key and the host key. */
-    if (set_limit(RLIMIT_CORE, 0, "core dumps") ||
-        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 ||
-        set_limit(RLIMIT_NPROC, 0, "processes") ||
-        set_limit(RLIMIT_NOFILE, max_files, "open files"))
+    struct rlimit rl = { .rlim_cur = max_files, .rlim_max = max_files };
+
+    /* A core dump would contain the image key and the host key. */
+    if (set_limit(RLIMIT_CORE, 0, "core dumps"))
         return -1;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        log_error("lock-down: cannot clear the dumpable flag: %s",
+                  strerror(errno));
+        return -1;
+    }
+    if (set_limit(RLIMIT_NPROC, 0, "processes"))
+        return -1;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        struct rlimit hard = { 0 };
+
+        getrlimit(RLIMIT_NOFILE, &hard);
+        log_error("lock-down: cannot set the open-files limit to %u (the "
+                  "connection limit plus the server's own files): %s; the "
+                  "hard limit is %llu, so lower --max-connections or raise "
+                  "the hard limit", max_files, strerror(errno),
+                  (unsigned long long)hard.rlim_max);
+        return -1;
+    }
     log_info("lock-down: no core dumps, no new processes, at most %u open "
              "files", max_files);
     return 0;
@@ -191,28 +231,30 @@ static uint64_t ll_fs_rights(int abi)
     return (1ULL << 13) - 1;
 }
 
-/* Enter a ruleset that handles every right the kernel supports and grants
- * none. */
-static int landlock_deny_all(void)
+/* Create a ruleset that handles every right the kernel supports and
+ * grants none.  Returns its descriptor, -2 without Landlock in the kernel
+ * (after a warning), or -1 after logging an error.  The descriptor is
+ * made before the open-files limit is lowered. */
+static int landlock_create(long *abi)
 {
     struct ll_ruleset_attr attr = { 0 };
     size_t size = sizeof(attr.handled_access_fs);
-    long abi, fd;
+    long fd;
 
-    abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
-                  LL_CREATE_RULESET_VERSION);
-    if (abi < 0) {
+    *abi = syscall(SYS_landlock_create_ruleset, NULL, 0,
+                   LL_CREATE_RULESET_VERSION);
+    if (*abi < 0) {
         log_warn("lock-down: this kernel has no Landlock (%s); file access "
                  "is denied by seccomp%s only", strerror(errno),
                  geteuid() == 0 ? " and the chroot" : "");
-        return 0;
+        return -2;
     }
-    attr.handled_access_fs = ll_fs_rights((int)abi);
-    if (abi >= 4) {
+    attr.handled_access_fs = ll_fs_rights((int)*abi);
+    if (*abi >= 4) {
         attr.handled_access_net = LL_NET_BIND_TCP | LL_NET_CONNECT_TCP;
         size = offsetof(struct ll_ruleset_attr, scoped);
     }
-    if (abi >= 6) {
+    if (*abi >= 6) {
         attr.scoped = LL_SCOPE_ABSTRACT_UNIX_SOCKET | LL_SCOPE_SIGNAL;
         size = sizeof(attr);
     }
@@ -222,16 +264,27 @@ static int landlock_deny_all(void)
                   strerror(errno));
         return -1;
     }
+    return (int)fd;
+}
+
+/* Enter the ruleset of landlock_create() and close it. */
+static int landlock_enter(int fd, long abi)
+{
+    int rc = 0;
+
+    if (fd == -2)
+        return 0;
     if (syscall(SYS_landlock_restrict_self, fd, 0) != 0) {
         log_error("lock-down: cannot enter the Landlock ruleset: %s",
                   strerror(errno));
-        close((int)fd);
-        return -1;
+        rc = -1;
+    } else {
+        log_info("lock-down: Landlock ABI %ld denies all file system "
+                 "access%s", abi,
+                 abi >= 4 ? ", TCP bind and TCP connect" : "");
     }
-    close((int)fd);
-    log_info("lock-down: Landlock ABI %ld denies all file system access%s",
-             abi, abi >= 4 ? ", TCP bind and TCP connect" : "");
-    return 0;
+    close(fd);
+    return rc;
 }
 
 /// Seccomp ///
@@ -257,7 +310,11 @@ static const int common_calls[] = {
 
 #ifdef SANDBOX_UNDER_ASAN
 /* The sanitizer runtime queries the alternate signal stack as the
- * process exits. */
+ * process exits.
+ * NOTE: a memory-error report after the lock-down is cut short: the
+ * runtime opens /proc/self/maps to print it, and the filter kills the
+ * process with SIGSYS.  Run the failing case with --no-sandbox to see the
+ * whole report. */
 static const int sanitizer_calls[] = {
     SCMP_SYS(sigaltstack),
 };
@@ -373,21 +430,54 @@ int __lsan_is_turned_off(void)
 
 int sandbox_enter(const struct sandbox_options *opts)
 {
+    struct target_user user;
+    long abi = 0;
+    int ruleset;
+
     /* The C library reads the time zone file the first time it converts
      * a time, even for gmtime_r() in log lines: read it now, while files
      * can still be opened. */
     tzset();
-    if (drop_root(opts) || limit_resources(opts->max_files))
+    if (find_target_user(opts, &user))
         return -1;
+    ruleset = landlock_create(&abi);
+    if (ruleset == -1)
+        return -1;
+    if (limit_resources(opts->max_files) || drop_root(&user)) {
+        if (ruleset >= 0)
+            close(ruleset);
+        return -1;
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         log_error("lock-down: cannot set no_new_privs: %s", strerror(errno));
+        if (ruleset >= 0)
+            close(ruleset);
         return -1;
     }
     log_info("lock-down: no new privileges");
-    if (landlock_deny_all() || seccomp_allow_only(opts->program))
+    if (landlock_enter(ruleset, abi) || seccomp_allow_only(opts->program))
         return -1;
     entered = true;
     return 0;
+}
+
+void sandbox_reset_descriptors(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+            /* open() returns the lowest free descriptor: this one. */
+            int null_fd = open("/dev/null", O_RDWR);
+
+            if (null_fd > 2)
+                close(null_fd);
+        }
+    }
+    if (close_range(3, ~0U, 0) != 0) {
+        long max = sysconf(_SC_OPEN_MAX);
+
+        for (long fd = 3; fd < max && fd < 65536; fd++)
+            close((int)fd);
+    }
 }
 
 void sandbox_warn_disabled(void)

@@ -50,6 +50,7 @@ struct server {
     unsigned conn_count;
     unsigned unauth_count;          /* not yet logged in */
     uint64_t next_conn_id;
+    bool accept_paused;             /* out of descriptors or memory */
     bool stopping;
     uint64_t stop_deadline_ms;
 };

@@ -445,9 +445,10 @@ int main(int argc, char **argv)
 {
     struct options opts = { 0 };
     struct served_image img = { 0 };
-    int status = parse_options(argc, argv, &opts);
-    int stdin_flags, stdout_flags;
+    int status, stdin_flags, stdout_flags;
 
+    sandbox_reset_descriptors();
+    status = parse_options(argc, argv, &opts);
     if (status != EXIT_OK)
         return status;
     log_set_level(opts.log_level);

@@ -83,6 +83,7 @@ int main(int argc, char **argv)
     struct server srv;
     int rc;
 
+    sandbox_reset_descriptors();
     switch (options_parse(argc, argv, &opts)) {
     case OPTIONS_OK:
         break;

@@ -217,9 +217,11 @@ static int call_ptrace(void)
         CHILD_OK;
 }
 
-static int call_kill_parent(void)
+static int call_kill_other(void)
 {
-    return kill(getppid(), 0) < 0 ? CHILD_CALL_FAILED : CHILD_OK;
+    /* Process 1 exists; the filter must stop the call before the kernel
+     * checks permissions. */
+    return kill(1, 0) < 0 ? CHILD_CALL_FAILED : CHILD_OK;
 }
 
 static int call_mmap_exec(void)
@@ -259,7 +261,7 @@ static void forbidden_calls_end_the_process(void **state)
     static const child_body calls[] = {
         call_openat, call_open_through_syscall, call_socket,
         call_connect_on_image, call_execve, call_fork, call_ptrace,
-        call_kill_parent, call_mmap_exec, call_mprotect_exec,
+        call_kill_other, call_mmap_exec, call_mprotect_exec,
         call_fcntl_dupfd, call_setsockopt_other,
     };
 
@@ -285,11 +287,30 @@ static void stdio_server_cannot_accept(void **state)
                                             call_accept));
 }
 
-static void network_server_cannot_poll_or_fcntl(void **state)
+static int call_poll(void)
+{
+    struct pollfd pfd = { .fd = image_fd, .events = POLLIN };
+
+    return poll(&pfd, 1, 0) < 0 ? CHILD_CALL_FAILED : CHILD_OK;
+}
+
+static int call_fcntl_getfl(void)
+{
+    return fcntl(image_fd, F_GETFL) < 0 ? CHILD_CALL_FAILED : CHILD_OK;
+}
+
+static void network_server_cannot_poll(void **state)
 {
     (void)state;
     assert_killed_by_sigsys(run_locked_down(SANDBOX_NETWORK_SERVER, NULL,
-                                            use_stdio_calls));
+                                            call_poll));
+}
+
+static void network_server_cannot_fcntl(void **state)
+{
+    (void)state;
+    assert_killed_by_sigsys(run_locked_down(SANDBOX_NETWORK_SERVER, NULL,
+                                            call_fcntl_getfl));
 }
 
 /// Users ///
@@ -340,7 +361,8 @@ int main(void)
         cmocka_unit_test(abort_still_raises_sigabrt),
         cmocka_unit_test(forbidden_calls_end_the_process),
         cmocka_unit_test(stdio_server_cannot_accept),
-        cmocka_unit_test(network_server_cannot_poll_or_fcntl),
+        cmocka_unit_test(network_server_cannot_poll),
+        cmocka_unit_test(network_server_cannot_fcntl),
         cmocka_unit_test(run_as_root_is_rejected),
         cmocka_unit_test(run_as_unknown_user_is_rejected),
         cmocka_unit_test(image_stays_open_after_user_switch),
