@@ -120,6 +120,11 @@ static int find_target_user(const struct sandbox_options *opts,
     if (geteuid() != 0 && !opts->run_as_given)
         return 0;
     pw = getpwnam(name);
+    if (!pw && !opts->run_as_given) {
+        log_error("lock-down: user '%s' not found: create it, or name "
+                  "another unprivileged user with --run-as", name);
+        return -1;
+    }
     if (!pw) {
         log_error("lock-down: unknown user '%s' for --run-as", name);
         return -1;
