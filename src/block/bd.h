@@ -102,7 +102,8 @@ int bd_fail(struct bd *bd, int err, const char *fmt, ...)
 const char *bd_strerror(int err);
 
 /* File-backed device over an image file (pread/pwrite, fdatasync).
- * writable selects O_RDWR.  On failure returns NULL and writes a message
+ * writable selects O_RDWR and an exclusive lock (flock), else the lock is
+ * shared: a file locked by another writer fails to open.  On failure returns NULL and writes a message
  * into errbuf (errlen bytes). */
 struct bd *bd_file_open(const char *path, int writable, char *errbuf,
                         size_t errlen);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -228,6 +229,23 @@ struct bd *bd_file_open(const char *path, int writable, char *errbuf,
     if (fd < 0) {
         snprintf(errbuf, errlen, "opening %s failed: %s", path,
                  strerror(errno));
+        return NULL;
+    }
+    /* Every program of this project caches the image's metadata, so two
+     * writers, or a reader next to a writer, would each see only their
+     * own changes and the last to write would erase the other's.  The
+     * lock lasts as long as the descriptor, and ends with the process
+     * even when it is killed. */
+    if (flock(fd, (writable ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK)
+            snprintf(errbuf, errlen, "%s is in use: another program "
+                     "(sshfsd, sshfsd-sftp-server or sshfsd-image) has it "
+                     "open%s; stop that program first", path,
+                     writable ? "" : " for writing");
+        else
+            snprintf(errbuf, errlen, "locking %s failed: %s", path,
+                     strerror(errno));
+        close(fd);
         return NULL;
     }
 

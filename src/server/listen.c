@@ -15,9 +15,8 @@
 
 #define LISTEN_BACKLOG 128
 
-/* Parse an IPv4 or IPv6 address (IPv6 with or without brackets). */
-static int parse_addr(const char *text, unsigned port,
-                      struct sockaddr_storage *ss, socklen_t *len)
+int server_parse_listen_addr(const char *text, unsigned port,
+                             struct sockaddr_storage *ss, socklen_t *len)
 {
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
@@ -51,7 +50,7 @@ static int open_listener(const char *text, unsigned port)
     socklen_t len;
     int one = 1, fd;
 
-    if (parse_addr(text, port, &ss, &len)) {
+    if (server_parse_listen_addr(text, port, &ss, &len)) {
         log_error("invalid --listen address '%s': expected an IPv4 or IPv6 "
                   "address", text);
         return -1;

@@ -24,6 +24,7 @@ enum {
     OPT_LOGIN_GRACE,
     OPT_NO_SANDBOX,
     OPT_RUN_AS,
+    OPT_UMASK,
     OPT_VERSION,
 };
 
@@ -45,6 +46,7 @@ static const struct option long_options[] = {
     { "login-grace-time", required_argument, NULL, OPT_LOGIN_GRACE },
     { "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
     { "run-as", required_argument, NULL, OPT_RUN_AS },
+    { "umask", required_argument, NULL, OPT_UMASK },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -66,6 +68,8 @@ static const char usage_text[] =
     "                           hex digits); also $SSHFSD_BLOCKKEY\n"
     "      --blockkey-file FILE read that key from FILE\n"
     "      --read-only          reject every change to the image\n"
+    "      --umask UMASK        octal permission bits cleared from new files\n"
+    "                           and directories (default 022)\n"
     "  -l, --log-level LEVEL    error, warning, info (default), debug, trace\n"
     "      --max-connections N  connections at once (default 64)\n"
     "      --max-startups N     connections not yet logged in (default 10)\n"
@@ -109,6 +113,20 @@ static int parse_uint(const char *flag, const char *text, uint64_t min,
     return 0;
 }
 
+int options_parse_umask(const char *text, uint32_t *out)
+{
+    char *end;
+    unsigned long value;
+
+    errno = 0;
+    value = strtoul(text, &end, 8);
+    if (errno || end == text || *end != '\0' || text[0] == '-' ||
+        value > 0777)
+        return -1;
+    *out = (uint32_t)value;
+    return 0;
+}
+
 static void set_defaults(struct server_options *opts)
 {
     memset(opts, 0, sizeof(*opts));
@@ -118,6 +136,7 @@ static void set_defaults(struct server_options *opts)
     opts->log_level = LOG_LEVEL_INFO;
     opts->max_connections = OPTIONS_DEFAULT_MAX_CONNECTIONS;
     opts->max_startups = OPTIONS_DEFAULT_MAX_STARTUPS;
+    opts->umask = OPTIONS_DEFAULT_UMASK;
 }
 
 /* Options that take a number. */
@@ -207,6 +226,12 @@ static int parse_option(int c, const char *arg, struct server_options *opts)
     case OPT_RUN_AS:
         opts->run_as = arg;
         return 0;
+    case OPT_UMASK:
+        if (options_parse_umask(arg, &opts->umask) == 0)
+            return 0;
+        fprintf(stderr, "sshfsd: invalid --umask '%s': expected octal "
+                "digits, at most 0777\n", arg);
+        return -1;
     }
     return parse_number_option(c, arg, opts);
 }

@@ -16,6 +16,8 @@
 #define OPTIONS_DEFAULT_IMAGE "disk.img"
 #define OPTIONS_DEFAULT_MAX_CONNECTIONS 64
 #define OPTIONS_DEFAULT_MAX_STARTUPS 10
+/* As sshd's sessions usually have: new files 0644, directories 0755. */
+#define OPTIONS_DEFAULT_UMASK 022
 /* The environment variable that may carry the image's AES key, as for
  * sshfsd-image. */
 #define OPTIONS_BLOCKKEY_ENV "SSHFSD_BLOCKKEY"
@@ -33,6 +35,7 @@ struct server_options {
     const char *blockkey_file;
     bool read_only;
     bool no_sandbox;
+    uint32_t umask;             /* cleared from the modes of new entries */
     const char *run_as;         /* --run-as, or NULL */
     enum log_level log_level;
     unsigned max_connections;
@@ -47,6 +50,10 @@ enum options_result {
     OPTIONS_EXIT = 1,           /* --help or --version was printed */
     OPTIONS_USAGE = 2,          /* invalid command line, message printed */
 };
+
+/* Parse an octal umask of at most 0777.  Returns 0, or -1 when text is
+ * not one. */
+int options_parse_umask(const char *text, uint32_t *out);
 
 /* Parse argv into opts (defaults first).  Messages go to stderr, help
  * and version to stdout. */

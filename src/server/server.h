@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "block/bd.h"
 #include "server/options.h"
@@ -77,6 +78,11 @@ void server_close_image(struct server *srv);
 
 /* Load or create the host key and log its fingerprint (host_key.c). */
 int server_load_host_key(struct server *srv);
+
+/* Parse an IPv4 or IPv6 address of --listen, IPv6 with or without
+ * brackets (listen.c).  Returns 0, or -1 for anything else. */
+int server_parse_listen_addr(const char *text, unsigned port,
+                             struct sockaddr_storage *ss, socklen_t *len);
 
 /* Bind the listening sockets (listen.c).  Returns 0 or -1. */
 int server_listen(struct server *srv);

@@ -21,6 +21,7 @@ static void *sftp_start(void *ctx, const char *user)
         .user_name = user,
         .group_name = user,
         .read_only = srv->opts->read_only,
+        .umask = srv->opts->umask,
         .log = sftp_log_line,
         .log_ctx = srv,
         .log_level = (int)log_get_level(),

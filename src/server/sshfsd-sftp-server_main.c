@@ -25,6 +25,7 @@
 #include "block/bd.h"
 #include "lfs/lfs.h"
 #include "server/log.h"
+#include "server/options.h"
 #include "server/sandbox.h"
 #include "server/server.h"
 #include "sftp/sftp.h"
@@ -108,19 +109,6 @@ static int parse_id(const char *text, uint32_t *out)
     return 0;
 }
 
-static int parse_umask(const char *text, uint32_t *out)
-{
-    char *end;
-    unsigned long value;
-
-    errno = 0;
-    value = strtoul(text, &end, 8);
-    if (errno || end == text || *end != '\0' || value > 0777)
-        return -1;
-    *out = (uint32_t)value;
-    return 0;
-}
-
 /* The process umask, which umask(2) can only read by setting it. */
 static uint32_t process_umask(void)
 {
@@ -158,7 +146,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
             opts->read_only = 1;
             break;
         case 'u':
-            if (parse_umask(optarg, &opts->umask)) {
+            if (options_parse_umask(optarg, &opts->umask)) {
                 fprintf(stderr, PROGRAM ": invalid umask '%s': expected "
                         "octal digits, at most 0777\n", optarg);
                 return EXIT_USAGE;

@@ -3,10 +3,13 @@
  * disk image.
  */
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "server/log.h"
 #include "server/options.h"
@@ -63,6 +66,40 @@ static int lock_down(const struct server_options *o)
     return 0;
 }
 
+/* Check what options_parse() cannot check alone before the image is
+ * touched, so that a mistyped command line changes nothing and exits
+ * with status 2. */
+static int check_option_values(struct server *srv)
+{
+    const struct server_options *o = srv->opts;
+    uint8_t key[BD_CCM_KEY_MAX];
+    struct sockaddr_storage ss;
+    socklen_t len;
+    size_t key_len;
+    int rc;
+
+    for (size_t i = 0; i < o->listen_count; i++) {
+        if (server_parse_listen_addr(o->listen[i], o->port, &ss, &len)) {
+            log_error("invalid --listen address '%s': expected an IPv4 or "
+                      "IPv6 address such as 127.0.0.1 or ::1",
+                      o->listen[i]);
+            return -1;
+        }
+    }
+    if (load_user_key(srv))
+        return -1;
+    rc = server_load_block_key(o->blockkey_hex, o->blockkey_file, key,
+                               &key_len);
+    OPENSSL_cleanse(key, sizeof(key));
+    if (rc)
+        return -1;
+    if (o->run_as && !o->no_sandbox && !getpwnam(o->run_as)) {
+        log_error("unknown user '%s' for --run-as", o->run_as);
+        return -1;
+    }
+    return 0;
+}
+
 static void cleanup(struct server *srv)
 {
     if (srv->signal_fd >= 0)
@@ -101,8 +138,11 @@ int main(int argc, char **argv)
     srv.owner_uid = (uint32_t)getuid();
     srv.owner_gid = (uint32_t)getgid();
 
-    if (load_user_key(&srv) || server_open_image(&srv) ||
-        server_load_host_key(&srv)) {
+    if (check_option_values(&srv)) {
+        cleanup(&srv);
+        return 2;
+    }
+    if (server_open_image(&srv) || server_load_host_key(&srv)) {
         cleanup(&srv);
         return 1;
     }

@@ -203,6 +203,52 @@ done
 check_contains "encrypted image without a key is explained" \
     "give its key with --blockkey" "$(cat nokey.log)"
 
+# New directories and files lose the umask's bits: 022 by default, as
+# under sshd, or --umask.
+printf 'mkdir dir-default\nput %s file-default\nls -l\n' \
+    "$PWD/id_ed25519.pub" >umask.batch
+start_server umask.log --seed umask --key "$KEY" disk.img || exit 1
+run_sftp id_ed25519 umask.batch >umask.out 2>&1
+check_stopped "server with the default umask stops cleanly"
+check_eq "default umask: directory mode" "drwxr-xr-x" \
+    "$(awk '$1 != "sftp>" && $NF == "dir-default" { print $1 }' umask.out)"
+check_eq "default umask: file mode" "-rw-r--r--" \
+    "$(awk '$1 != "sftp>" && $NF == "file-default" { print $1 }' umask.out)"
+sed -i 's/default/077/g' umask.batch
+start_server umask.log --seed umask --umask 077 --key "$KEY" disk.img ||
+    exit 1
+run_sftp id_ed25519 umask.batch >umask.out 2>&1
+check_stopped "server with --umask 077 stops cleanly"
+check_eq "--umask 077: directory mode" "drwx------" \
+    "$(awk '$1 != "sftp>" && $NF == "dir-077" { print $1 }' umask.out)"
+check_eq "--umask 077: file mode" "-rw-------" \
+    "$(awk '$1 != "sftp>" && $NF == "file-077" { print $1 }' umask.out)"
+
+# One program at a time writes an image: the others are turned away
+# instead of erasing each other's changes.
+start_server locked.log --seed lock --key "$KEY" disk.img || exit 1
+status=0
+"$IMAGE_TOOL" write disk.img /from-tool "x" >tool.log 2>&1 || status=$?
+check_eq "the image tool cannot write a served image" 1 "$status"
+check_contains "and says the image is in use" "disk.img is in use" \
+    "$(cat tool.log)"
+status=0
+"$IMAGE_TOOL" ls disk.img >tool.log 2>&1 || status=$?
+check_eq "nor read it while it is written" 1 "$status"
+status=0
+"$SSHFSD" --listen 127.0.0.1 --port "$(pick_port)" --seed lock disk.img \
+    >second.log 2>&1 || status=$?
+check_eq "a second server on the same image exits 1" 1 "$status"
+check_contains "and says the image is in use" "disk.img is in use" \
+    "$(cat second.log)"
+status=0
+"$BUILD/sshfsd-sftp-server" disk.img </dev/null >stdio.log 2>&1 ||
+    status=$?
+check_eq "so does the stdio server" 1 "$status"
+check_stopped "the first server stops cleanly"
+check_ok "after it stopped, the image tool writes" \
+    "$IMAGE_TOOL" write disk.img /from-tool "x"
+
 # Command-line errors exit 2 with a message.
 status=0
 "$SSHFSD" --port 70000 disk.img >bad.log 2>&1 || status=$?
@@ -212,7 +258,23 @@ check_contains "invalid port is explained" "invalid value '70000' for --port" \
 status=0
 "$SSHFSD" --key "ssh-ed25519 AAAAnotbase64" --listen 127.0.0.1 \
     --port "$(pick_port)" disk.img >bad.log 2>&1 || status=$?
-check_eq "invalid --key exits 1" 1 "$status"
+check_eq "invalid --key exits 2" 2 "$status"
 check_contains "invalid --key is explained" "invalid --key" "$(cat bad.log)"
+
+# Values checked before the image is touched: nothing is written to it.
+before=$(sha256sum <disk.img)
+for bad in "--listen localhost" "--blockkey 1234" \
+    "--run-as no-such-user-sshfsd"; do
+    status=0
+    # shellcheck disable=SC2086
+    "$SSHFSD" $bad --port "$(pick_port)" disk.img >bad.log 2>&1 ||
+        status=$?
+    check_eq "$bad exits 2" 2 "$status"
+    check_eq "$bad leaves the image alone" "$before" \
+        "$(sha256sum <disk.img)"
+done
+check_contains "an invalid --listen address is explained" \
+    "invalid --listen address 'localhost'" \
+    "$("$SSHFSD" --listen localhost disk.img 2>&1)"
 
 check_finish
