@@ -11,6 +11,7 @@
 #include "server/log.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
+static const char *program_name = "sshfsd";
 
 static const char *const level_names[] = {
     [LOG_LEVEL_ERROR] = "error",
@@ -19,6 +20,11 @@ static const char *const level_names[] = {
     [LOG_LEVEL_DEBUG] = "debug",
     [LOG_LEVEL_TRACE] = "trace",
 };
+
+void log_set_program(const char *name)
+{
+    program_name = name;
+}
 
 void log_set_level(enum log_level level)
 {
@@ -59,8 +65,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 
-    n = snprintf(line, sizeof(line), "%s.%03ldZ sshfsd[%ld]: %s%s", stamp,
-                 (long)(tv.tv_usec / 1000), (long)getpid(),
+    n = snprintf(line, sizeof(line), "%s.%03ldZ %s[%ld]: %s%s", stamp,
+                 (long)(tv.tv_usec / 1000), program_name, (long)getpid(),
                  level == LOG_LEVEL_INFO ? "" : level_names[level],
                  level == LOG_LEVEL_INFO ? "" : ": ");
     va_start(ap, fmt);

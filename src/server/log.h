@@ -1,6 +1,7 @@
 /*
  * The server's log: one line per event on standard error, in the form
  *   2026-01-31T12:00:00.000Z sshfsd[PID]: LEVEL: message
+ * (sshfsd-sftp-server writes its own name in place of sshfsd)
  * where "LEVEL: " is left out at info level, so that authentication
  * lines read exactly like sshd's ("Accepted publickey for ...") for
  * tools such as fail2ban.
@@ -16,6 +17,9 @@ enum log_level {
     LOG_LEVEL_TRACE = 4,
 };
 
+/* The program name in log lines (default "sshfsd"); name must live as
+ * long as the process. */
+void log_set_program(const char *name);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 

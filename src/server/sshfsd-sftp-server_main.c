@@ -92,7 +92,9 @@ static void usage(FILE *out)
             "                   read that key from FILE\n"
             "  --run-as USER    user to switch to when started as root "
             "(default nobody)\n"
-            "  --no-sandbox     skip the lock-down (for debugging only)\n");
+            "  --no-sandbox     skip the lock-down (for debugging only)\n"
+            "  -h, --help       show this help and exit\n"
+            "  --version        show the version and exit\n");
 }
 
 static int parse_id(const char *text, uint32_t *out)
@@ -131,6 +133,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
         { "blockkey-file", required_argument, NULL, 'F' },
         { "no-sandbox", no_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     int c;
@@ -182,6 +185,9 @@ static int parse_options(int argc, char **argv, struct options *opts)
             break;
         case 'h':
             usage(stdout);
+            exit(EXIT_OK);
+        case 'V':
+            puts(PROGRAM " 0.1");
             exit(EXIT_OK);
         default:
             usage(stderr);
@@ -436,6 +442,7 @@ int main(int argc, char **argv)
     int status, stdin_flags, stdout_flags;
 
     sandbox_reset_descriptors();
+    log_set_program(PROGRAM);
     status = parse_options(argc, argv, &opts);
     if (status != EXIT_OK)
         return status;

@@ -93,6 +93,8 @@ static void process_open(struct sftp_session *s, uint32_t id,
                  flag_names);
     if (s->opts.read_only &&
         (pflags & (SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC))) {
+        sftp_log(s, SFTP_LOG_INFO, "request %u: open for writing "
+                 "rejected: read-only", id);
         sftp_send_status(s, id, SSH_FX_PERMISSION_DENIED,
                          "The image is read-only");
         return;

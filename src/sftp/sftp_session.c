@@ -134,6 +134,11 @@ static uint32_t status_of_vfs_error(int err)
 
 void sftp_send_vfs_status(struct sftp_session *s, uint32_t id, int err)
 {
+    /* Failures are common (sshfs looks up names that do not exist), so
+     * they are logged at debug level only. */
+    if (err)
+        sftp_log(s, SFTP_LOG_DEBUG, "request %u failed: %s", id,
+                 vfs_strerror(err));
     sftp_send_status(s, id, status_of_vfs_error(err), vfs_strerror(err));
 }
 

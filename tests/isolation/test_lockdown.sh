@@ -147,7 +147,7 @@ if [ "$IS_ROOT" -eq 1 ]; then
     "$SSHFSD" --listen 127.0.0.1 --port "$(pick_port)" \
         --run-as no-such-user-sshfsd disk.img >runas-unknown.log 2>&1 ||
         status=$?
-    check_eq "an unknown --run-as user is refused" 1 "$status"
+    check_eq "an unknown --run-as user is a command-line error" 2 "$status"
     check_contains "and the log names it" \
         "unknown user 'no-such-user-sshfsd' for --run-as" \
         "$(cat runas-unknown.log)"
