@@ -96,6 +96,17 @@ check_fails() {
     rm -f "$out"
 }
 
+# kill_if_alive PID [SECONDS]: wait up to SECONDS (default 10) for PID to
+# exit, then kill it with SIGKILL.  The caller still waits for it.
+kill_if_alive() {
+    local i
+    for i in $(seq $((${2:-10} * 10))); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+}
+
 # check_finish: exit 1 if any check failed, else 0.
 check_finish() {
     if [ "$CHECKS_FAILED" -ne 0 ]; then

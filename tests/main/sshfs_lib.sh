@@ -54,20 +54,14 @@ check_mount() {
 # or its server is gone) and wait up to 10 seconds for each sshfs to exit
 # before killing it.
 unmount_all() {
-    local k dir pid i
+    local k dir pid
     for k in "${!MOUNT_DIRS[@]}"; do
         dir=${MOUNT_DIRS[$k]}
         pid=${MOUNT_PIDS[$k]}
         if mountpoint -q "$dir"; then
             fusermount3 -u "$dir" 2>/dev/null || fusermount3 -uz "$dir"
         fi
-        for i in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid"
-        fi
+        kill_if_alive "$pid"
         wait "$pid" 2>/dev/null
     done
     MOUNT_DIRS=()

@@ -57,14 +57,7 @@ check_known() {
 # it did not, and set SERVER_STATUS to its exit status (not in a
 # subshell: only the shell that started the server can wait for it).
 reap_server() {
-    local i
-    for i in $(seq 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -KILL "$SERVER_PID"
-    fi
+    kill_if_alive "$SERVER_PID"
     SERVER_STATUS=0
     wait "$SERVER_PID" || SERVER_STATUS=$?
     SERVER_PID=""

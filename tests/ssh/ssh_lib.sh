@@ -86,17 +86,11 @@ start_server() {
 # the exit status (not in a subshell: only the shell that started the
 # server can wait for it).
 stop_server() {
-    local status=0 i
+    local status=0
     SERVER_STATUS=""
     [ -n "$SERVER_PID" ] || return 0
     kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for i in $(seq 100); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
+    kill_if_alive "$SERVER_PID"
     wait "$SERVER_PID" || status=$?
     SERVER_PID=""
     SERVER_STATUS=$status
