@@ -278,12 +278,12 @@ check_trace() {
         return
     fi
     check_pass "$label: the seccomp filter was loaded"
+
     after=$(awk '/seccomp\(SECCOMP_SET_MODE_FILTER, 0, .*\) = 0$/ { on = 1;
         next } on' "$trace")
     # The session itself is in the trace: at least one pread64 of the
-    # image and one write.
-    # (grep -q on a here-string: a pipe would fail under pipefail when
-    # grep stops reading early.)
+    # image and one write.  grep reads a here-string, because a pipe would
+    # fail under pipefail when grep -q stops reading early.
     if grep -qE '^[0-9]+ +pread64\(' <<<"$after" &&
         grep -qE '^[0-9]+ +write\(' <<<"$after"; then
         check_pass "$label: the session ran after the lock-down"
@@ -291,6 +291,7 @@ check_trace() {
         check_fail "$label: the session ran after the lock-down" \
             "no pread64 or write after the filter was loaded"
     fi
+
     forbidden=$(grep -E \
         '^[0-9]+ +(open|openat|openat2|execve|execveat|connect|socket|ptrace|bind|listen|clone|clone3|fork|vfork)\(' \
         <<<"$after" | head -n 5)
